@@ -1,0 +1,50 @@
+"""Identity-disjoint splits: k folds over identities for the open set, held-out images for closed-set validation."""
+
+from __future__ import annotations
+
+import torch
+
+from marginface.data.base import DataError
+
+
+def identity_folds(
+    num_identities: int, num_folds: int, fold: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train identities, open-set identities) for `fold` of `num_folds`, from a permutation fixed by `seed`.
+
+    Every identity is open-set in exactly one fold; fold sizes differ by at most one.
+    """
+    if num_folds < 2:
+        raise DataError(
+            f"num_folds must be >= 2 (one fold is held out as open set), got {num_folds}"
+        )
+    if not 0 <= fold < num_folds:
+        raise DataError(f"fold must be in [0, {num_folds}), got {fold}")
+    if num_identities < 2 * num_folds:
+        raise DataError(
+            f"{num_identities} identities cannot make {num_folds} folds with at least 2 open-set "
+            "identities each; lower data.num_folds or use a larger data set"
+        )
+    order = torch.randperm(num_identities, generator=torch.Generator().manual_seed(seed))
+    open_ids = order[fold::num_folds].sort().values
+    mask = torch.ones(num_identities, dtype=torch.bool)
+    mask[open_ids] = False
+    return torch.nonzero(mask).flatten(), open_ids
+
+
+def holdout_per_identity(
+    labels: torch.Tensor, per_identity: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train indices, held-out indices): `per_identity` random images of every identity held out.
+
+    An identity keeps at least one training image: it holds out min(per_identity, count - 1).
+    """
+    gen = torch.Generator().manual_seed(seed)
+    train, held = [], []
+    for identity in torch.unique(labels):
+        index = torch.nonzero(labels == identity).flatten()
+        index = index[torch.randperm(len(index), generator=gen)]
+        k = max(0, min(per_identity, len(index) - 1))
+        held.append(index[:k])
+        train.append(index[k:])
+    return torch.cat(train).sort().values, torch.cat(held).sort().values

@@ -1,0 +1,75 @@
+"""Batched, device-side preprocessing of uint8 faces: resize, channel match, normalise and augment."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def resize_uint8(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Resize a (N, C, H, W) uint8 batch with antialiasing; returns uint8 (no copy if already that size)."""
+    size = (int(size[0]), int(size[1]))
+    if tuple(images.shape[-2:]) == size:
+        return images
+    out = F.interpolate(
+        images.float(), size=size, mode="bilinear", antialias=True, align_corners=False
+    )
+    return out.round().clamp(0, 255).to(torch.uint8)
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Convert between grayscale and RGB (luma weights of ITU-R BT.601) so every backbone sees `channels`."""
+    have = images.shape[1]
+    if have == channels:
+        return images
+    if have == 3 and channels == 1:
+        weights = torch.tensor([0.299, 0.587, 0.114], device=images.device).view(1, 3, 1, 1)
+        return (
+            (images.float() * weights).sum(1, keepdim=True).round().clamp(0, 255).to(images.dtype)
+        )
+    if have == 1 and channels == 3:
+        return images.expand(-1, 3, -1, -1).contiguous()
+    raise ValueError(f"cannot convert images with {have} channels to {channels}; expected 1 or 3")
+
+
+def to_float(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], the input range of every backbone."""
+    return images.float().div_(127.5).sub_(1.0)
+
+
+def augment(
+    images: torch.Tensor,
+    flip: bool = True,
+    shift: int = 0,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Augmentations suited to aligned faces on a float [-1, 1] batch: mirror, small shifts, photometric jitter.
+
+    shift: largest translation in pixels (edges replicated); brightness/contrast: largest relative change.
+    """
+    n = images.shape[0]
+    dev = images.device
+
+    def uniform(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(dev)
+
+    if flip:
+        mirror = uniform(n) < 0.5
+        images = torch.where(mirror.view(n, 1, 1, 1), images.flip(-1), images)
+    if shift > 0:
+        h, w = images.shape[-2:]
+        padded = F.pad(images, (shift, shift, shift, shift), mode="replicate")
+        offsets = (uniform(n, 2) * (2 * shift + 1)).long().clamp_(max=2 * shift)
+        rows = (offsets[:, 0, None] + torch.arange(h, device=dev)).view(n, 1, h, 1)
+        cols = (offsets[:, 1, None] + torch.arange(w, device=dev)).view(n, 1, 1, w)
+        c = images.shape[1]
+        padded = padded.gather(2, rows.expand(n, c, h, padded.shape[-1]))
+        images = padded.gather(3, cols.expand(n, c, h, w))
+    if brightness > 0 or contrast > 0:
+        gain = 1 + contrast * (2 * uniform(n, 1, 1, 1) - 1)
+        bias = brightness * (2 * uniform(n, 1, 1, 1) - 1)
+        mean = images.mean(dim=(1, 2, 3), keepdim=True)
+        images = ((images - mean) * gain + mean + bias).clamp_(-1, 1)
+    return images

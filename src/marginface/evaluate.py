@@ -1,0 +1,243 @@
+"""Open-set evaluation: embed unseen identities, score them with FAISS-backed metrics, write results and figures.
+
+`evaluate_embeddings` is shared by training (run at the end of `train`) and `scripts/evaluate.py`
+(`evaluate(cfg)`: a checkpoint, or the eigenfaces baseline, on any data set and fold).
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from tqdm.auto import tqdm
+
+from marginface.data.transforms import to_float
+
+
+@torch.no_grad()
+def extract_embeddings(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    flip: bool = True,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> np.ndarray:
+    """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed."""
+    was_training = backbone.training
+    backbone.eval()
+    out = []
+    batches = range(0, len(images), batch_size)
+    show = len(images) > 20 * batch_size if progress is None else progress
+    for start in tqdm(batches, desc="embedding", unit="batch", disable=not show, leave=False):
+        x = to_float(images[start : start + batch_size].to(device))
+        e = backbone(x).float()
+        if flip:
+            e = e + backbone(x.flip(-1)).float()
+        out.append(torch.nn.functional.normalize(e, dim=1).cpu())
+    backbone.train(was_training)
+    embeddings = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
+    if not np.isfinite(embeddings).all():
+        raise FloatingPointError(
+            "the backbone produced NaN/Inf embeddings: the training diverged (try a lower optimizer.lr "
+            "or a smaller loss.scale) or the checkpoint is corrupt"
+        )
+    return embeddings
+
+
+@torch.no_grad()
+def closed_set_accuracy(
+    backbone: nn.Module,
+    head: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> float | None:
+    """Share of held-out images of training identities whose argmax head logit (no margin) is their class."""
+    if len(labels) == 0:
+        return None
+    was = backbone.training, head.training
+    backbone.eval(), head.eval()
+    correct = 0
+    for start in range(0, len(images), batch_size):
+        x = to_float(images[start : start + batch_size].to(device))
+        logits = head(backbone(x))
+        correct += int((logits.argmax(1).cpu() == labels[start : start + batch_size]).sum())
+    backbone.train(was[0]), head.train(was[1])
+    return correct / len(labels)
+
+
+def search_factory(search_cfg: DictConfig | dict | None):
+    """A zero-argument callable that builds a fresh search index from the `search` config group."""
+    if search_cfg is None:
+        from marginface.search import FlatSearch
+
+        return FlatSearch
+    return functools.partial(instantiate, search_cfg)
+
+
+def evaluate_embeddings(
+    embeddings: np.ndarray, labels: np.ndarray, cfg: DictConfig, run_dir: Path | None
+) -> dict:
+    """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`."""
+    from marginface.metrics.openset import open_set_metrics
+
+    ev = cfg.get("eval", {}) or {}
+    block, scores, issame = open_set_metrics(
+        embeddings,
+        labels,
+        search_factory(cfg.get("search")),
+        seed=int(cfg.get("seed", 0)),
+        max_pairs=ev.get("max_pairs"),
+    )
+    if run_dir is not None and ev.get("artifacts", True):
+        from marginface.report.plots import write_open_set_artifacts
+
+        write_open_set_artifacts(run_dir, scores, issame)
+    return block
+
+
+def head_size(head: nn.Module | None) -> dict[str, int] | None:
+    """Parameter count and bytes of the classification head (None for head-free baselines)."""
+    if head is None:
+        return None
+    if hasattr(head, "head_size"):
+        return dict(head.head_size())
+    params = list(head.parameters())
+    return {
+        "parameters": sum(p.numel() for p in params),
+        "bytes": sum(p.numel() * p.element_size() for p in params),
+    }
+
+
+def build_results(
+    cfg: DictConfig,
+    loss: str,
+    head: nn.Module | None,
+    closed: float | None,
+    open_set: dict,
+    timing: dict[str, Any],
+) -> dict:
+    """Assemble one run's results.json (schema in DESIGN.md)."""
+    return {
+        "loss": loss,
+        "seed": int(cfg.get("seed", 0)),
+        "fold": int(cfg.get("fold", 0)),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "head": head_size(head),
+        "closed_set": {"accuracy": closed},
+        "open_set": open_set,
+        "timing": timing,
+    }
+
+
+def eigenfaces_embeddings(
+    dm, n_components: int = 100, whiten: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Eigenfaces baseline: PCA fitted on the training identities' images, applied to the open-set images."""
+    from marginface.baselines.eigenfaces import Eigenfaces
+
+    train_images = (
+        dm.data.images[dm.train_index]
+        if hasattr(dm.data, "images")
+        else dm._stack(dm.train_index)[0]
+    )
+    model = Eigenfaces(n_components=min(n_components, len(train_images) - 1), whiten=whiten)
+    model.fit(to_float(train_images).flatten(1).numpy())
+    images, labels = dm.open_set()
+    features = model.transform(to_float(images).flatten(1).numpy())
+    features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-12)
+    return features.astype(np.float32), labels.numpy()
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a training checkpoint, with an error that says what is wrong when it cannot be used."""
+    path = Path(str(path)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (runs keep theirs in <run dir>/checkpoints/last.ckpt)"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(err).__name__}: {err}); is it truncated?"
+        ) from err
+    if "state_dict" not in ckpt or "marginface_config" not in ckpt:
+        raise ValueError(
+            f"{path} is not a marginface training checkpoint (no state_dict / marginface_config)"
+        )
+    return ckpt
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    """Evaluate a checkpoint (or `model=eigenfaces`) on the open-set identities of `data` / `fold`."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from marginface.io import write_json
+
+    run_dir = (
+        Path(cfg.paths.output_dir)
+        if cfg.get("paths")
+        else Path(HydraConfig.get().runtime.output_dir)
+    )
+    kind = cfg.model.kind
+    start = time.perf_counter()
+    head, loss_name, closed = None, kind, None
+    dm = instantiate(cfg.data)
+    dm.setup()
+    if kind == "eigenfaces":
+        embeddings, labels = eigenfaces_embeddings(dm, cfg.model.n_components, cfg.model.whiten)
+    elif kind == "checkpoint":
+        ckpt = load_checkpoint(cfg.ckpt_path)
+        train_cfg = OmegaConf.create(ckpt["marginface_config"])
+        backbone = instantiate(train_cfg.backbone)
+        head = instantiate(
+            train_cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=ckpt["num_classes"]
+        )
+        state = ckpt["state_dict"]
+        try:
+            backbone.load_state_dict(
+                {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}
+            )
+            head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+        except RuntimeError as err:
+            raise ValueError(
+                f"checkpoint {cfg.ckpt_path} does not match its own config: {err}"
+            ) from err
+        if (
+            dm.image_size != tuple(train_cfg.data.image_size)
+            or dm.channels != train_cfg.data.channels
+        ):
+            raise ValueError(
+                f"the checkpoint was trained on {train_cfg.data.channels}x{tuple(train_cfg.data.image_size)} images "
+                f"but data gives {dm.channels}x{dm.image_size}; set data.image_size / data.channels to match"
+            )
+        loss_name = ckpt.get("loss_name", "unknown")
+        images, labels_t = dm.open_set()
+        embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+        labels = labels_t.numpy()
+        if dm.num_classes == ckpt["num_classes"]:
+            closed = closed_set_accuracy(backbone, head, *dm.closed_set())
+    else:
+        raise ValueError(f"model.kind must be 'checkpoint' or 'eigenfaces', got {kind!r}")
+    block = evaluate_embeddings(embeddings, labels, cfg, run_dir)
+    eval_s = time.perf_counter() - start
+    results = build_results(
+        cfg,
+        loss_name,
+        head,
+        closed,
+        block,
+        {"train_s": None, "eval_s": eval_s, "images_per_s": None},
+    )
+    write_json(run_dir / "results.json", results)
+    return results

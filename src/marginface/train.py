@@ -1,0 +1,146 @@
+"""train(cfg): build data, backbone and head from the config, fit, then evaluate on the open-set identities."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from marginface.evaluate import (
+    build_results,
+    closed_set_accuracy,
+    evaluate_embeddings,
+    extract_embeddings,
+)
+from marginface.io import write_json
+from marginface.module import FaceModule
+from marginface.report.diagnostics import write_diagnostics
+
+log = logging.getLogger(__name__)
+
+
+def loss_name(cfg: DictConfig) -> str:
+    """The `loss=` choice of this run (from Hydra when it runs the job, else from the head's class)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if HydraConfig.initialized():
+        choice = HydraConfig.get().runtime.choices.get("loss")
+        if choice:
+            return str(choice)
+    target = str(cfg.loss.get("_target_", "unknown")).rsplit(".", 1)[-1]
+    return target.removesuffix("Head").lower()
+
+
+def output_dir(cfg: DictConfig) -> Path:
+    path = Path(cfg.paths.output_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+class _ConfigInCheckpoint(L.Callback):
+    """Store what `scripts/evaluate.py` needs to rebuild the model next to the weights."""
+
+    def __init__(self, cfg: DictConfig, num_classes: int, loss: str) -> None:
+        self.config = OmegaConf.to_container(cfg, resolve=True)
+        self.num_classes, self.loss = num_classes, loss
+
+    def on_save_checkpoint(
+        self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        checkpoint["marginface_config"] = self.config
+        checkpoint["num_classes"] = self.num_classes
+        checkpoint["loss_name"] = self.loss
+
+
+def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
+    """(datamodule, module) from the config, the datamodule already set up."""
+    datamodule = instantiate(cfg.data)
+    datamodule.setup()
+    backbone = instantiate(cfg.backbone)
+    head = instantiate(
+        cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=datamodule.num_classes
+    )
+    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
+    module = FaceModule(
+        backbone,
+        head,
+        optimizer=instantiate(cfg.optimizer),
+        scheduler=scheduler,
+        criterion=cfg.get("criterion", "ce"),
+    )
+    return datamodule, module
+
+
+def train(cfg: DictConfig) -> dict:
+    """Fit one run and write results.json (plus scores and figures) into the run dir; returns the results."""
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    run_dir = output_dir(cfg)
+    name = loss_name(cfg)
+    datamodule, module = build(cfg)
+    checkpoint = ModelCheckpoint(
+        dirpath=run_dir / "checkpoints",
+        filename="best",
+        monitor="val/accuracy",
+        mode="max",
+        save_last=True,
+        auto_insert_metric_name=False,
+    )
+    callbacks = [checkpoint, _ConfigInCheckpoint(cfg, datamodule.num_classes, name)]
+    callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
+    trainer: L.Trainer = instantiate(
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=instantiate(cfg.logger) if cfg.get("logger") else False,
+        default_root_dir=run_dir,
+    )
+    log.info(
+        "training %s on %d identities (%d images), open set: %d identities (%d images)",
+        name,
+        datamodule.num_classes,
+        len(datamodule.train_index),
+        len(datamodule.open_ids),
+        len(datamodule.open_index),
+    )
+    start = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    train_s = time.perf_counter() - start
+    seen = len(datamodule.train_index) * trainer.current_epoch
+
+    start = time.perf_counter()
+    device = module.device
+    images, labels = datamodule.open_set()
+    embeddings = extract_embeddings(module.backbone, images, flip=cfg.eval.flip, device=device)
+    closed = closed_set_accuracy(
+        module.backbone, module.head, *datamodule.closed_set(), device=device
+    )
+    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir)
+    if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
+        closed_images, closed_labels = datamodule.closed_set()
+        write_diagnostics(run_dir, module.backbone, module.head, closed_images, closed_labels, images, labels, device=device)
+    eval_s = time.perf_counter() - start
+    timing = {
+        "train_s": train_s,
+        "eval_s": eval_s,
+        "images_per_s": seen / train_s if train_s > 0 else None,
+    }
+    results = build_results(cfg, name, module.head, closed, block, timing)
+    write_json(run_dir / "results.json", results)
+    verification = block["verification"]
+    log.info(
+        "open set: EER %.4f  AUC %.4f  TAR@FAR=1e-2 %s  closed-set accuracy %s  -> %s",
+        verification["eer"],
+        verification["auc"],
+        verification.get("tar@far=1e-2"),
+        closed,
+        run_dir / "results.json",
+    )
+    return results

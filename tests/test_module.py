@@ -1,0 +1,38 @@
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from marginface.module import classification_loss
+
+
+def test_mse_criterion_is_squared_error_between_softmax_and_one_hot():
+    logits = torch.tensor([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 2])
+    e = [math.exp(2.0), 1.0, math.exp(-1.0)]
+    p0 = [v / sum(e) for v in e]
+    by_hand = ((p0[0] - 1) ** 2 + p0[1] ** 2 + p0[2] ** 2 + (1 / 3) ** 2 * 2 + (1 / 3 - 1) ** 2) / 2
+    assert classification_loss(logits, labels, "mse").item() == pytest.approx(by_hand, rel=1e-6)
+
+
+def test_ce_criterion_is_cross_entropy():
+    logits, labels = torch.randn(5, 4), torch.tensor([0, 1, 2, 3, 0])
+    assert torch.allclose(
+        classification_loss(logits, labels, "ce"), F.cross_entropy(logits, labels)
+    )
+
+
+def test_mse_gradient_vanishes_for_a_confidently_wrong_prediction_but_ce_does_not():
+    # target class 0 with logit far below the others: softmax saturates at p_0 ~ 0
+    logits = torch.tensor([[-12.0, 6.0, 0.0]], requires_grad=True)
+    for criterion, bound in [("mse", 1e-6), ("ce", 0.9)]:
+        logits.grad = None
+        classification_loss(logits, torch.tensor([0]), criterion).backward()
+        g0 = abs(logits.grad[0, 0].item())
+        assert (g0 < bound) if criterion == "mse" else (g0 > bound)
+
+
+def test_unknown_criterion_is_named():
+    with pytest.raises(ValueError, match="ce.*mse"):
+        classification_loss(torch.zeros(1, 2), torch.tensor([0]), "hinge")

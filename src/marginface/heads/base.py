@@ -1,0 +1,249 @@
+"""What every head shares: the class weight, the cosine, the target-logit plumbing, the checks."""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """`value` as an int, or ValueError naming `name`, the value and the allowed range."""
+    # bool is an Integral in Python, but `margin=True` is a typo, never a margin of 1
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def check_real(
+    name: str,
+    value: object,
+    low: float,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> float:
+    """`value` as a float in the interval, or ValueError naming `name`, value and interval."""
+    inside = (
+        not isinstance(value, bool)
+        and isinstance(value, Real)
+        and math.isfinite(value)
+        and (value > low if low_open else value >= low)
+        and (value < high if high_open else value <= high)
+    )
+    if not inside:
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return float(value)
+
+
+# F.normalize's default: a zero row is divided by this instead of 0, and comes out as zeros
+_NORM_EPS = 1e-12
+
+
+class ClassLinear(torch.autograd.Function):
+    """inputs @ W^T (rows of W at unit norm if `normalize`), its B target entries, and |W_y|.
+
+    Written out rather than left to autograd because, with C in the hundreds of thousands, every
+    extra pass over the (C, D) weight or the (B, C) logits shows: autograd through F.normalize(W)
+    makes several (C, D) temporaries, and a gather from the logits (or W[labels]) sends back a dense
+    (B, C) (or (C, D)) gradient of zeros. Here the backward is the two GEMMs, one (B, C) rescaling
+    (normalised case only), one (C, D) projection that removes the radial part of the gradient
+    (d(w/|w|) = (I - w w^T/|w|^2) / |w|), and B-row updates for the target entries.
+    """
+
+    @staticmethod
+    def forward(ctx, inputs, weight, index, normalize):
+        norm = scale = None
+        logits = F.linear(inputs, weight)
+        if normalize:
+            # in the weight's own precision (float32), also under autocast
+            norm = torch.linalg.vector_norm(weight, dim=1)
+            scale = norm.clamp_min(_NORM_EPS).reciprocal()
+            # scaling the (B, C) product by 1/|W_j| is half the work of writing W/|W| (C, D)
+            logits.mul_(scale)
+        rows = index.reshape(-1)
+        target_norm = torch.linalg.vector_norm(weight[rows], dim=1, keepdim=True)
+        ctx.save_for_backward(inputs, weight, index, norm, scale)
+        ctx.compute_dtype = logits.dtype
+        return logits, logits.gather(1, index), target_norm
+
+    @staticmethod
+    def backward(ctx, grad_logits, grad_target, grad_target_norm):
+        inputs, weight, index, norm, scale = ctx.saved_tensors
+        # the GEMMs run in the forward's precision (bf16 under autocast), the rest in the weight's
+        dtype = ctx.compute_dtype
+        grad = grad_logits if scale is None else grad_logits * scale.to(grad_logits.dtype)
+        rows = index.reshape(-1)
+        targets = len(rows) > 0
+        if targets:
+            target_weight = weight[rows]
+            # a target entry is one more entry of the (B, C) product: same chain rule, B rows
+            grad_target = grad_target.to(weight.dtype)
+            if scale is not None:
+                grad_target = grad_target * scale[rows].unsqueeze(1)
+        grad_inputs = grad_weight = None
+        if ctx.needs_input_grad[0]:
+            grad_inputs = (grad.to(dtype) @ weight.to(dtype)).to(inputs.dtype)
+            if targets:
+                grad_inputs = grad_inputs + (grad_target * target_weight).to(inputs.dtype)
+        if ctx.needs_input_grad[1]:
+            grad_weight = (grad.to(dtype).t() @ inputs.to(dtype)).to(weight.dtype)
+            if targets:
+                # index_put_(accumulate=True), not index_add_: on CPU the latter walks all C rows
+                grad_weight.index_put_(
+                    (rows,), grad_target * inputs.to(weight.dtype), accumulate=True
+                )
+            if scale is not None:
+                # project out the radial part; rows floored at _NORM_EPS were scaled, not normalised
+                radial = torch.einsum("cd,cd->c", weight, grad_weight) * scale * scale
+                radial = radial.masked_fill_(norm < _NORM_EPS, 0.0)
+                grad_weight.addcmul_(weight, radial.unsqueeze(1), value=-1.0)
+            if targets:
+                # d|W_y| / dW_y = W_y / |W_y|
+                target_norm = torch.linalg.vector_norm(target_weight, dim=1, keepdim=True)
+                unit_rows = target_weight / target_norm.clamp_min(_NORM_EPS)
+                grad_norm = grad_target_norm.to(weight.dtype) * unit_rows
+                grad_weight.index_put_((rows,), grad_norm, accumulate=True)
+        return grad_inputs, grad_weight, None, None
+
+
+class MarginHead(nn.Module):
+    """Shared base of the heads: weight (num_classes, embedding_dim), cosine logits, target margin.
+
+    Every logit is read as f_j = r_j * cos(theta_j), with r_j the radius: the scale s for the cosine
+    heads (this class's default), |W_j||x| for L-Softmax, |x| for SphereFace. With labels only the
+    target logit changes, to r_y * target_cosine(cos(theta_y)); a head overrides `target_cosine`
+    (its margin) and, where its logits are not s*cos, `project`, `target_radius` and
+    `normalize_weight`. See ArcFace https://arxiv.org/abs/1801.07698 for this view.
+    """
+
+    #: whether the logits use W's rows at unit norm (cosine heads, SphereFace) or as they are
+    normalize_weight = True
+
+    def __init__(self, embedding_dim: int, num_classes: int, scale: float = 1.0) -> None:
+        super().__init__()
+        self.embedding_dim = check_int("embedding_dim", embedding_dim, 1)
+        self.num_classes = check_int("num_classes", num_classes, 1)
+        self.scale = check_real("scale", scale, 0.0, low_open=True)
+        self.weight = nn.Parameter(torch.empty(self.num_classes, self.embedding_dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Uniform in +-1/sqrt(embedding_dim), nn.Linear's default."""
+        # the same start as nn.Linear keeps the softmax baseline exactly the usual last layer
+        bound = 1.0 / math.sqrt(self.embedding_dim)
+        nn.init.uniform_(self.weight, -bound, bound)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, num_classes); with labels, each row's target logit carries the margin."""
+        self.check_inputs(embeddings, labels)
+        if labels is None:
+            index = torch.zeros(len(embeddings), 0, dtype=torch.long, device=embeddings.device)
+        else:
+            index = labels.long().unsqueeze(1)
+        logits, target, target_norm = ClassLinear.apply(
+            self.project(embeddings), self.weight, index, self.normalize_weight
+        )
+        if labels is None:
+            return logits
+        correction = self.target_correction(target, target_norm, embeddings)
+        # only the B target entries change; in place, since nothing saved the logits for backward
+        return logits.scatter_add_(1, index, correction.to(logits.dtype))
+
+    def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """cos(theta_j) of each embedding with each class weight, (B, num_classes), in [-1, 1]."""
+        self.check_inputs(embeddings, None)
+        index = torch.zeros(len(embeddings), 0, dtype=torch.long, device=embeddings.device)
+        cos = ClassLinear.apply(F.normalize(embeddings, dim=1), self.weight, index, True)[0]
+        # rounding can overshoot 1 by an ulp; clamp's gradient is zero there, never infinite
+        return cos.clamp(-1.0, 1.0)
+
+    def project(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """What multiplies the class weights in the logits: here scale * x/|x|."""
+        # the scale folded into the (B, D) side costs nothing next to scaling (B, C) logits;
+        # normalize floors |x| at eps, so a zero embedding gives cosine 0 and finite gradients
+        return F.normalize(embeddings, dim=1) * self.scale
+
+    def target_radius(
+        self, embeddings: torch.Tensor, target_weight_norm: torch.Tensor
+    ) -> torch.Tensor | float:
+        """r_y (B, 1) with plain target logit r_y * cos(theta_y): here the scale."""
+        return self.scale
+
+    def target_cosine(self, cos: torch.Tensor) -> torch.Tensor:
+        """The margin: what cos(theta_y) of the target class becomes (identity: no margin)."""
+        return cos
+
+    def target_correction(
+        self, target: torch.Tensor, target_weight_norm: torch.Tensor, embeddings: torch.Tensor
+    ) -> torch.Tensor:
+        """What to add to each (B, 1) target logit: r_y * (target_cosine(cos) - cos)."""
+        # margin arithmetic in float32 at least: under bf16/fp16 autocast, sqrt(1 - cos^2) near
+        # cos = 1 and the ArcFace threshold comparison would lose every significant digit
+        dtype = torch.promote_types(target.dtype, torch.float32)
+        target = target.to(dtype)
+        radius = self.target_radius(embeddings.to(dtype), target_weight_norm.to(dtype))
+        if isinstance(radius, torch.Tensor):
+            # a zero embedding has logit 0 and radius 0: read it as cosine 0, not 0/0
+            radius = radius.clamp_min(torch.finfo(dtype).tiny)
+        # only the target cosine meets sqrt/atan2, so only it is clamped (zero gradient outside);
+        # other logits may pass s by an ulp of rounding, which nothing downstream minds
+        cos = (target / radius).clamp(-1.0, 1.0)
+        # a correction to the untouched logit, so that a zero margin leaves its exact bits
+        return radius * (self.target_cosine(cos) - cos)
+
+    def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> None:
+        """ValueError unless embeddings are (B, embedding_dim) and labels (B,) integers in range."""
+        if not isinstance(embeddings, torch.Tensor) or embeddings.dim() != 2:
+            shape = (
+                tuple(embeddings.shape)
+                if isinstance(embeddings, torch.Tensor)
+                else type(embeddings)
+            )
+            raise ValueError(
+                f"embeddings must be a 2-D tensor (batch, {self.embedding_dim}), got {shape}"
+            )
+        if embeddings.shape[1] != self.embedding_dim:
+            raise ValueError(
+                f"embeddings must have embedding_dim={self.embedding_dim} columns, got shape "
+                f"{tuple(embeddings.shape)}: the backbone's output size and the head's disagree"
+            )
+        if labels is None:
+            return
+        batch = embeddings.shape[0]
+        if not isinstance(labels, torch.Tensor) or labels.shape != (batch,):
+            shape = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels)
+            raise ValueError(
+                f"labels must be a tensor of shape ({batch},), one per embedding, got {shape}"
+            )
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+        if batch and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(
+                f"labels must lie in [0, num_classes={self.num_classes}), got values in "
+                f"[{int(labels.min())}, {int(labels.max())}]"
+            )
+
+    def anneal(self, step: int) -> None:
+        """Set the schedule to optimizer step `step` (called before every training forward)."""
+        check_int("step", step, 0)
+
+    def log_values(self) -> dict[str, float]:
+        """Values worth logging during training (e.g. the annealed lambda); none here."""
+        return {}
+
+    def head_size(self) -> dict[str, int]:
+        """Number of parameters and their bytes: the cost that grows with num_classes."""
+        params = list(self.parameters())
+        return {
+            "parameters": sum(p.numel() for p in params),
+            "bytes": sum(p.numel() * p.element_size() for p in params),
+        }
+
+    def extra_repr(self) -> str:
+        return f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}"

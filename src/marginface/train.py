@@ -19,9 +19,17 @@ from marginface.evaluate import (
     evaluate_embeddings,
     extract_embeddings,
 )
+from marginface.heads.sharded import build_head, gather_head
 from marginface.io import write_json
 from marginface.module import FaceModule
+from marginface.reliability import (
+    AtomicCheckpointIO,
+    records_failure,
+    resume_path,
+    training_callbacks,
+)
 from marginface.report.diagnostics import write_diagnostics
+from marginface.schemas import validate_config
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,10 @@ def loss_name(cfg: DictConfig) -> str:
             return str(choice)
     target = str(cfg.loss.get("_target_", "unknown")).rsplit(".", 1)[-1]
     return target.removesuffix("Head").lower()
+
+
+def _fmt(value: float | None) -> str:
+    return "null" if value is None else f"{value:.4f}"
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -64,8 +76,8 @@ def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     backbone = instantiate(cfg.backbone)
-    head = instantiate(
-        cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=datamodule.num_classes
+    head = build_head(  # heads/sharded.py: the plain head unless head.sharded / head.sample_rate
+        cfg.loss, cfg.get("head"), backbone.embedding_dim, datamodule.num_classes
     )
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     module = FaceModule(
@@ -78,8 +90,11 @@ def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
     return datamodule, module
 
 
+@records_failure  # an exception leaves <run dir>/error.txt (docs/reliability.md)
 def train(cfg: DictConfig) -> dict:
     """Fit one run and write results.json (plus scores and figures) into the run dir; returns the results."""
+    validate_config(cfg)  # typos, wrong types and bad values fail here, before any data is read
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise to users
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -91,16 +106,18 @@ def train(cfg: DictConfig) -> dict:
         filename="best",
         monitor="val/accuracy",
         mode="max",
-        save_last=True,
+        save_last=False,  # last.ckpt is written at every epoch end by reliability.EpochCheckpoint
         auto_insert_metric_name=False,
     )
     callbacks = [checkpoint, _ConfigInCheckpoint(cfg, datamodule.num_classes, name)]
+    callbacks += training_callbacks(int(cfg.seed), run_dir)  # last.ckpt, per-epoch seeds, NaN guard
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: L.Trainer = instantiate(
         cfg.trainer,
         callbacks=callbacks,
         logger=instantiate(cfg.logger) if cfg.get("logger") else False,
         default_root_dir=run_dir,
+        plugins=[AtomicCheckpointIO()],  # checkpoints: temp file + fsync + rename
     )
     log.info(
         "training %s on %d identities (%d images), open set: %d identities (%d images)",
@@ -111,8 +128,9 @@ def train(cfg: DictConfig) -> dict:
         len(datamodule.open_index),
     )
     start = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("ckpt_path"), run_dir))
     train_s = time.perf_counter() - start
+    module.head = gather_head(module.head)  # a sharded head's blocks, assembled for evaluation
     seen = len(datamodule.train_index) * trainer.current_epoch
 
     start = time.perf_counter()
@@ -124,8 +142,10 @@ def train(cfg: DictConfig) -> dict:
     )
     block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir)
     if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
-        closed_images, closed_labels = datamodule.closed_set()
-        write_diagnostics(run_dir, module.backbone, module.head, closed_images, closed_labels, images, labels, device=device)
+        closed_set = datamodule.closed_set()
+        write_diagnostics(
+            run_dir, module.backbone, module.head, *closed_set, images, labels, device=device
+        )
     eval_s = time.perf_counter() - start
     timing = {
         "train_s": train_s,
@@ -139,8 +159,8 @@ def train(cfg: DictConfig) -> dict:
         "open set: EER %.4f  AUC %.4f  TAR@FAR=1e-2 %s  closed-set accuracy %s  -> %s",
         verification["eer"],
         verification["auc"],
-        verification.get("tar@far=1e-2"),
-        closed,
+        _fmt(verification.get("tar@far=1e-2")),
+        _fmt(closed),
         run_dir / "results.json",
     )
     return results

@@ -37,3 +37,26 @@ def test_flip_mirrors_about_half_the_batch():
     mirrored = (y == x.flip(-1)).all(dim=(1, 2, 3))
     unchanged = (y == x).all(dim=(1, 2, 3))
     assert bool((mirrored | unchanged).all()) and 70 < int(mirrored.sum()) < 130
+
+
+def test_warp_with_zero_rotation_and_zoom_is_the_identity():
+    x = torch.rand(4, 1, 12, 10) * 2 - 1
+    y = augment(x, flip=False, rotate=1e-6, scale=1e-6, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(y, x, atol=1e-4, rtol=0)
+
+
+def test_rotation_by_at_most_ten_degrees_keeps_the_centre_pixel():
+    x = torch.full((16, 1, 21, 21), -1.0)
+    x[:, :, 10, 10] = 1.0  # the centre is the fixed point of a rotation/zoom about the centre
+    y = augment(x, flip=False, rotate=10.0, scale=0.1, generator=torch.Generator().manual_seed(1))
+    assert bool((y[:, 0, 10, 10] > 0.5).all())
+
+
+def test_erase_blanks_one_rectangle_to_mid_grey():
+    x = torch.ones(32, 1, 16, 16)
+    y = augment(x, flip=False, erase=1.0, generator=torch.Generator().manual_seed(2))
+    blanked = (y == 0.0).sum(dim=(1, 2, 3))
+    assert bool((blanked >= 1).all()) and bool((blanked <= 8 * 8).all())
+    rows = (y[:, 0] == 0.0).any(dim=2).sum(1)
+    cols = (y[:, 0] == 0.0).any(dim=1).sum(1)
+    assert torch.equal(rows * cols, blanked)  # a rectangle: rows x columns of it

@@ -43,11 +43,16 @@ def augment(
     shift: int = 0,
     brightness: float = 0.0,
     contrast: float = 0.0,
+    rotate: float = 0.0,
+    scale: float = 0.0,
+    erase: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Augmentations suited to aligned faces on a float [-1, 1] batch: mirror, small shifts, photometric jitter.
 
-    shift: largest translation in pixels (edges replicated); brightness/contrast: largest relative change.
+    shift: largest translation in pixels (edges replicated); brightness/contrast: largest relative change;
+    rotate: largest in-plane rotation in degrees and scale: largest relative zoom (one bilinear warp, edges
+    replicated); erase: probability of blanking one random rectangle of up to a quarter of the image.
     """
     n = images.shape[0]
     dev = images.device
@@ -67,6 +72,26 @@ def augment(
         c = images.shape[1]
         padded = padded.gather(2, rows.expand(n, c, h, padded.shape[-1]))
         images = padded.gather(3, cols.expand(n, c, h, w))
+    if rotate > 0 or scale > 0:
+        angle = torch.deg2rad(rotate * (2 * uniform(n) - 1))
+        zoom = 1 + scale * (2 * uniform(n) - 1)
+        cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
+        zero = torch.zeros_like(cos)
+        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
+        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if erase > 0:
+        h, w = images.shape[-2:]
+        hit = uniform(n) < erase
+        eh = (uniform(n) * h / 2).long() + 1
+        ew = (uniform(n) * w / 2).long() + 1
+        top = (uniform(n) * (h - eh + 1)).long()
+        left = (uniform(n) * (w - ew + 1)).long()
+        rows = torch.arange(h, device=dev).view(1, h, 1)
+        cols = torch.arange(w, device=dev).view(1, 1, w)
+        box = (rows >= top.view(n, 1, 1)) & (rows < (top + eh).view(n, 1, 1))
+        box = box & (cols >= left.view(n, 1, 1)) & (cols < (left + ew).view(n, 1, 1))
+        images = images.masked_fill((box & hit.view(n, 1, 1)).unsqueeze(1), 0.0)
     if brightness > 0 or contrast > 0:
         gain = 1 + contrast * (2 * uniform(n, 1, 1, 1) - 1)
         bias = brightness * (2 * uniform(n, 1, 1, 1) - 1)

@@ -1,0 +1,208 @@
+"""What one trained model says beyond results.json: softmax confidence, the KL identity, angle statistics.
+
+`write_diagnostics` runs at the end of training (marginface.train) and writes diagnostics.json beside
+results.json; the report reads it when present. `target_logit_gradient` is the analytic side of the
+cross-entropy checks and needs no model.
+
+- confidence: max class probability and entropy of softmax(head(x)) (no margin) on held-out images of
+  training identities (closed set) and on images of identities never trained on (open set). A
+  classifier has no "none of these" answer: whatever it gives unseen faces is a guess.
+- KL identity: with p = softmax(logits of an image) and q = softmax(logits of its mirror image),
+  KL(p||q) computed directly and as CE(p, q) - H(p); the largest gap between the two is stored.
+- angles (degrees, as ArcFace Table 6): between each closed-set feature and its class weight
+  ("W-EX"), the minimum angle between class weights ("W-inter"), between features and their class
+  centre ("intra") and the minimum angle between class centres ("inter"); intra/inter also on the
+  open set, where the "classes" are identities the model never saw.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from marginface.data.transforms import to_float
+from marginface.io import write_json
+
+#: histogram bins of max probability and of entropy / log(C), both on [0, 1]
+BINS = 20
+
+
+@torch.no_grad()
+def _forward(
+    backbone: nn.Module, images: torch.Tensor, batch_size: int, device, flip: bool = False
+):
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_float(images[start : start + batch_size].to(device))
+        out.append(backbone(x.flip(-1) if flip else x).double().cpu())
+    return torch.cat(out) if out else torch.zeros(0, 0, dtype=torch.float64)
+
+
+def _degrees(cos: torch.Tensor) -> torch.Tensor:
+    return torch.rad2deg(torch.acos(cos.clamp(-1.0, 1.0)))
+
+
+def _min_offdiagonal_angle(directions: torch.Tensor) -> float | None:
+    """Mean over rows of the smallest angle to any other row (unit rows)."""
+    if len(directions) < 2:
+        return None
+    cos = directions @ directions.T
+    cos.fill_diagonal_(-1.0)
+    return float(_degrees(cos.max(dim=1).values).mean())
+
+
+def centre_angles(features: torch.Tensor, labels: torch.Tensor) -> dict[str, float | None]:
+    """intra: mean angle between unit features and their class's mean direction; inter: mean min angle between those."""
+    if len(features) == 0:
+        return {"intra_deg": None, "inter_deg": None}
+    unit = F.normalize(features, dim=1)
+    classes, index = torch.unique(labels, return_inverse=True)
+    centres = torch.zeros(len(classes), unit.shape[1], dtype=unit.dtype).index_add_(0, index, unit)
+    centres = F.normalize(centres, dim=1)
+    intra = _degrees((unit * centres[index]).sum(1)).mean()
+    return {"intra_deg": float(intra), "inter_deg": _min_offdiagonal_angle(centres)}
+
+
+def weight_angles(
+    features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor
+) -> dict[str, float | None]:
+    """W-EX: mean angle between unit features and their class weight; W-inter: mean min angle between class weights."""
+    w = F.normalize(weight.detach().double().cpu(), dim=1)
+    out = {"w_inter_deg": _min_offdiagonal_angle(w), "w_ex_deg": None}
+    if len(features):
+        out["w_ex_deg"] = float(_degrees((F.normalize(features, dim=1) * w[labels]).sum(1)).mean())
+    return out
+
+
+def confidence(logits: torch.Tensor) -> dict[str, Any]:
+    """Mean max probability and entropy (nats, and as a share of log C), with histograms on [0, 1]."""
+    if len(logits) == 0:
+        return {"n": 0}
+    log_p = logits.double().log_softmax(dim=1)
+    p = log_p.exp()
+    max_p = p.max(dim=1).values
+    entropy = -(p * log_p).sum(1)
+    share = (
+        entropy / math.log(logits.shape[1]) if logits.shape[1] > 1 else torch.zeros_like(entropy)
+    )
+    edges = np.linspace(0.0, 1.0, BINS + 1)
+    return {
+        "n": len(logits),
+        "max_prob_mean": float(max_p.mean()),
+        "max_prob_over_0.9": float((max_p > 0.9).double().mean()),
+        "entropy_mean_nats": float(entropy.mean()),
+        "entropy_share_mean": float(share.mean()),
+        "max_prob_hist": np.histogram(max_p.numpy(), edges)[0].tolist(),
+        "entropy_share_hist": np.histogram(share.clamp(0, 1).numpy(), edges)[0].tolist(),
+    }
+
+
+def kl_identity(logits_p: torch.Tensor, logits_q: torch.Tensor) -> dict[str, float | None]:
+    """KL(p||q) directly and as CE(p, q) - H(p), row by row in float64; the largest gap and the mean KL."""
+    if len(logits_p) == 0:
+        return {"n": 0, "kl_mean": None, "max_abs_gap": None}
+    log_p, log_q = logits_p.double().log_softmax(1), logits_q.double().log_softmax(1)
+    p = log_p.exp()
+    kl = (p * (log_p - log_q)).sum(1)
+    cross_entropy = -(p * log_q).sum(1)
+    entropy = -(p * log_p).sum(1)
+    return {
+        "n": len(kl),
+        "kl_mean": float(kl.mean()),
+        "cross_entropy_mean": float(cross_entropy.mean()),
+        "entropy_mean": float(entropy.mean()),
+        "max_abs_gap": float((kl - (cross_entropy - entropy)).abs().max()),
+    }
+
+
+def softmax_diagnostics(
+    backbone: nn.Module,
+    head: nn.Module,
+    closed_images: torch.Tensor,
+    closed_labels: torch.Tensor,
+    open_images: torch.Tensor,
+    open_labels: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
+    """The diagnostics.json payload for a trained backbone + head (uint8 images, class labels)."""
+    modes = backbone.training, head.training
+    backbone.eval(), head.eval()
+    try:
+        closed = _forward(backbone, closed_images, batch_size, device)
+        opened = _forward(backbone, open_images, batch_size, device)
+        both = torch.cat([closed_images, open_images]) if len(open_images) else closed_images
+        mirrored = _forward(backbone, both, batch_size, device, flip=True)
+
+        def logits(features: torch.Tensor) -> torch.Tensor:
+            if len(features) == 0:
+                return torch.zeros(0, head.num_classes, dtype=torch.float64)
+            with torch.no_grad():
+                return head(features.float().to(device)).double().cpu()
+
+        closed_logits, open_logits = logits(closed), logits(opened)
+        result = {
+            "confidence": {
+                "closed_set": confidence(closed_logits),
+                "open_set": confidence(open_logits),
+            },
+            "kl_identity": kl_identity(torch.cat([closed_logits, open_logits]), logits(mirrored)),
+            "angles": {
+                "closed_set": {
+                    **weight_angles(closed, closed_labels.cpu(), head.weight),
+                    **centre_angles(closed, closed_labels.cpu()),
+                },
+                "open_set": centre_angles(opened, open_labels.cpu()),
+            },
+        }
+    finally:
+        backbone.train(modes[0]), head.train(modes[1])
+    return result
+
+
+def write_diagnostics(
+    run_dir: str | Path,
+    backbone,
+    head,
+    closed_images,
+    closed_labels,
+    open_images,
+    open_labels,
+    device="cpu",
+) -> Path:
+    """softmax_diagnostics(...) into run_dir/diagnostics.json."""
+    payload = softmax_diagnostics(
+        backbone, head, closed_images, closed_labels, open_images, open_labels, device=device
+    )
+    return write_json(Path(run_dir) / "diagnostics.json", payload)
+
+
+def target_logit_gradient(
+    probabilities: np.ndarray, num_classes: int = 10
+) -> dict[str, np.ndarray]:
+    """dLoss/d(target logit) against the target's predicted probability p, for CE and for MSE.
+
+    Logits: 0 for the C-1 other classes and log(p (C-1) / (1-p)) for the target, so softmax gives
+    the target exactly p. Both gradients come from autograd through the training loss
+    (marginface.module.classification_loss); CE's analytic value p - 1 is returned beside them.
+    """
+    from marginface.module import classification_loss
+
+    p = torch.as_tensor(np.asarray(probabilities, dtype=np.float64))
+    target_logit = torch.log(p * (num_classes - 1) / (1.0 - p))
+    out: dict[str, np.ndarray] = {"p": p.numpy(), "ce_analytic": (p - 1.0).numpy()}
+    for criterion in ("ce", "mse"):
+        z = target_logit.clone().requires_grad_(True)
+        logits = torch.cat([z[:, None], torch.zeros(len(p), num_classes - 1, dtype=p.dtype)], dim=1)
+        labels = torch.zeros(len(p), dtype=torch.long)
+        # classification_loss averages over the batch; times B gives each row's own gradient
+        loss = classification_loss(logits.double(), labels, criterion) * len(p)
+        (grad,) = torch.autograd.grad(loss, z)
+        out[criterion] = grad.numpy()
+    return out

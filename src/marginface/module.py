@@ -51,6 +51,8 @@ class FaceModule(L.LightningModule):
         super().__init__()
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+        if criterion != "ce" and getattr(head, "computes_loss", False):
+            raise ValueError(f"a sharded head computes cross-entropy itself; criterion={criterion!r} needs head.sharded=false")
         self.backbone = backbone
         self.head = head
         self.optimizer_factory = optimizer
@@ -59,6 +61,10 @@ class FaceModule(L.LightningModule):
         self.scheduler_interval = scheduler_interval
         self._open_embeddings: list[torch.Tensor] = []
         self._open_labels: list[torch.Tensor] = []
+
+    def configure_model(self) -> None:
+        if hasattr(self.head, "setup_shard"):
+            self.head.setup_shard(self)  # its block of classes, once the process group exists
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings (not normalised) of a float image batch."""
@@ -70,9 +76,14 @@ class FaceModule(L.LightningModule):
         images, labels = batch
         if hasattr(self.head, "anneal"):
             self.head.anneal(self.global_step)
-        logits = self.head(self.backbone(images), labels)
-        loss = classification_loss(logits, labels, self.criterion)
-        accuracy = (logits.argmax(1) == labels).float().mean()
+        if getattr(self.head, "computes_loss", False):
+            # a sharded head never builds the full logits: it returns the loss (heads/sharded.py)
+            loss = self.head(self.backbone(images), labels)
+            accuracy = self.head.last_accuracy
+        else:
+            logits = self.head(self.backbone(images), labels)
+            loss = classification_loss(logits, labels, self.criterion)
+            accuracy = (logits.argmax(1) == labels).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
         self.log("train/accuracy", accuracy, prog_bar=True, on_step=False, on_epoch=True)
         for key, value in getattr(self.head, "log_values", dict)().items():

@@ -24,6 +24,7 @@ from marginface.io import write_json
 from marginface.module import FaceModule
 from marginface.reliability import (
     AtomicCheckpointIO,
+    epochs_trained,
     records_failure,
     resume_path,
     training_callbacks,
@@ -131,7 +132,7 @@ def train(cfg: DictConfig) -> dict:
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume_path(cfg.get("ckpt_path"), run_dir))
     train_s = time.perf_counter() - start
     module.head = gather_head(module.head)  # a sharded head's blocks, assembled for evaluation
-    seen = len(datamodule.train_index) * trainer.current_epoch
+    seen = len(datamodule.train_index) * epochs_trained(trainer)  # a resumed run: its own epochs
 
     start = time.perf_counter()
     device = module.device

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 from marginface.data.base import DataError, FaceSet, LazyFaceSet
 from marginface.data.splits import holdout_per_identity, identity_folds
 from marginface.data.transforms import augment, match_channels, resize_uint8, to_float
+from marginface.reliability import EpochShuffleSampler
 
 
 class _Indexed(Dataset):
@@ -139,11 +140,14 @@ class FaceDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------
     def _loader(self, index: torch.Tensor, shuffle: bool, batch_size: int) -> DataLoader:
+        # the order of an epoch depends on (seed, epoch) only: a resumed run replays it exactly;
+        # the loader's own generator keeps its worker seeds off the global RNG augmentation draws from
+        sampler = EpochShuffleSampler(len(index), self.seed) if shuffle else None
         gen = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             self._subset(index),
             batch_size=batch_size,
-            shuffle=shuffle,
+            sampler=sampler,
             generator=gen,
             num_workers=self.num_workers,
             persistent_workers=self.num_workers > 0,

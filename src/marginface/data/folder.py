@@ -38,8 +38,10 @@ from marginface.data.images import (
     as_pair,
     check_channels,
     check_on_error,
+    check_on_mismatch,
     decode_image,
     require_path,
+    screen_formats,
     stack_images,
     warn_skipped,
 )
@@ -214,6 +216,17 @@ def decode_files(
     return images, kept_identities, kept_paths
 
 
+def _warn_empty_identities(root: Path, listing: Listing) -> None:
+    listed = {identity for identity, _ in listing}
+    empty = [entry.name for entry in _identity_dirs(root) if entry.name not in listed]
+    if empty:
+        warnings.warn(
+            f"{len(empty)} identity folder(s) in {root} hold no images and are left out: "
+            f"{', '.join(empty[:5])}{' ...' if len(empty) > 5 else ''}",
+            stacklevel=3,
+        )
+
+
 def load_folder(
     root: str | os.PathLike,
     channels: int = 1,
@@ -221,17 +234,22 @@ def load_folder(
     crop: Sequence[int] | None = None,
     min_images: int = 1,
     on_error: str = "skip",
+    on_mismatch: str = "keep",
 ) -> FaceSet:
     """Decode a one-folder-per-identity tree into memory (small sets); see the module docstring.
 
     Identities with fewer than `min_images` readable images are dropped; fewer than 2 left is a
     DataError. Unreadable images are skipped with one warning (count and first paths), or raise a
-    DataError naming the file with on_error="raise".
+    DataError naming the file with on_error="raise". Images whose native size or colour differs
+    from most of the set are counted in one warning and kept (on_mismatch="keep"), left out
+    ("skip") or refused ("raise"); identity folders without images are counted in a warning.
     """
     check_channels(channels)
     check_on_error(on_error)
+    check_on_mismatch(on_mismatch)
     root = require_path(root, "face folder", "folder")
     listing = scan_tree(root)
+    _warn_empty_identities(root, listing)
     paths = [root / identity / name for identity, name in listing]
     images, identities, kept_paths = decode_files(
         paths, [identity for identity, _ in listing], channels, size, crop, on_error, str(root)
@@ -240,6 +258,9 @@ def load_folder(
         raise DataError(
             f"none of the {len(listing)} images in {root} could be read (see the warning)"
         )
+    kept = screen_formats(kept_paths, on_mismatch, str(root))
+    images, identities = [images[i] for i in kept], [identities[i] for i in kept]
+    kept_paths = [kept_paths[i] for i in kept]
     names, labels = select_identities(identities, min_images, str(root))
     keep = np.flatnonzero(labels >= 0)
     return FaceSet(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from marginface.data.base import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".pgm", ".ppm", ".bmp", ".tif", ".tiff", ".webp")
 ON_ERROR_CHOICES = ("skip", "raise")
+ON_MISMATCH_CHOICES = ("keep", "skip", "raise")
 
 # PIL raises these for missing, truncated or non-image files; SyntaxError comes from some plugins.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
@@ -41,6 +43,69 @@ def check_on_error(on_error: str) -> str:
     if on_error not in ON_ERROR_CHOICES:
         raise ValueError(f"on_error must be one of {ON_ERROR_CHOICES}, got {on_error!r}")
     return on_error
+
+
+def check_on_mismatch(on_mismatch: str) -> str:
+    if on_mismatch not in ON_MISMATCH_CHOICES:
+        raise ValueError(f"on_mismatch must be one of {ON_MISMATCH_CHOICES}, got {on_mismatch!r}")
+    return on_mismatch
+
+
+# modes PIL decodes to one intensity band (plus alpha); the rest (RGB, RGBA, CMYK, P, ...) are colour
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def image_format(source: str | os.PathLike) -> tuple[str, tuple[int, int]]:
+    """("grayscale" or "colour", (H, W)) of a readable image file, from its header alone."""
+    with Image.open(source) as image:
+        return ("grayscale" if image.mode in _GRAY_MODES else "colour"), (image.height, image.width)
+
+
+def screen_formats(
+    sources: Sequence[str | os.PathLike], on_mismatch: str, where: str, shown: int = 5
+) -> list[int]:
+    """Indices of the images to keep after comparing each file's native size and colour with the rest.
+
+    The most common size and the most common colour kind are "the format" of the set; the others
+    are counted and reported in one warning (on_mismatch="keep": they are resized / converted like
+    every image, "skip": left out), or stop the reading (on_mismatch="raise") with a DataError.
+    """
+    check_on_mismatch(on_mismatch)
+    formats = [image_format(source) for source in sources]
+    if not formats:
+        return []
+    kind = Counter(f[0] for f in formats).most_common(1)[0][0]
+    size = Counter(f[1] for f in formats).most_common(1)[0][0]
+    odd = [i for i, (k, hw) in enumerate(formats) if k != kind or hw != size]
+    if not odd:
+        return list(range(len(formats)))
+    other_size = sum(formats[i][1] != size for i in odd)
+    other_kind = sum(formats[i][0] != kind for i in odd)
+    listed = "\n".join(
+        f"  {sources[i]}: {formats[i][1][0]}x{formats[i][1][1]} {formats[i][0]}"
+        for i in odd[:shown]
+    )
+    more = f"\n  ... and {len(odd) - shown} more" if len(odd) > shown else ""
+    message = (
+        f"{len(odd)} of {len(formats)} images in {where} are unlike the rest ({size[0]}x{size[1]} "
+        f"{kind}): {other_size} of another size, {other_kind} not {kind}"
+    )
+    if on_mismatch == "raise":
+        raise DataError(
+            f"{message} (on_mismatch='raise'; 'keep' resizes and converts them, 'skip' leaves them "
+            f"out):\n{listed}{more}"
+        )
+    action = (
+        "left out (on_mismatch='skip')"
+        if on_mismatch == "skip"
+        else "kept, resized and converted like the rest (on_mismatch='keep'; 'skip' leaves them out, "
+        "'raise' stops)"
+    )
+    warnings.warn(f"{message}; {action}:\n{listed}{more}", stacklevel=3)
+    if on_mismatch == "skip":
+        left_out = set(odd)
+        return [i for i in range(len(formats)) if i not in left_out]
+    return list(range(len(formats)))
 
 
 def decode_image(

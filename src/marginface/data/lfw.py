@@ -181,6 +181,7 @@ def load_lfw_people(
     size: Sequence[int] | None = (112, 112),
     crop: Sequence[int] | None = LFW_CROP,
     on_error: str = "skip",
+    on_mismatch: str = "keep",
 ) -> FaceSet:
     """LFW people with at least `min_images` images each, for training or identification.
 
@@ -194,6 +195,7 @@ def load_lfw_people(
         crop=crop,
         min_images=min_images,
         on_error=on_error,
+        on_mismatch=on_mismatch,
     )
 
 

@@ -77,9 +77,13 @@ def augment(
         zoom = 1 + scale * (2 * uniform(n) - 1)
         cos, sin = torch.cos(angle) / zoom, torch.sin(angle) / zoom
         zero = torch.zeros_like(cos)
-        theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+        theta = torch.stack(
+            [torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1
+        )
         grid = F.affine_grid(theta.to(images.dtype), list(images.shape), align_corners=False)
-        images = F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        images = F.grid_sample(
+            images, grid, mode="bilinear", padding_mode="border", align_corners=False
+        )
     if erase > 0:
         h, w = images.shape[-2:]
         hit = uniform(n) < erase

@@ -22,6 +22,7 @@ from marginface.evaluate import (
 from marginface.heads.sharded import build_head, gather_head
 from marginface.io import write_json
 from marginface.module import FaceModule
+from marginface.provenance import record_run
 from marginface.reliability import (
     AtomicCheckpointIO,
     epochs_trained,
@@ -120,6 +121,7 @@ def train(cfg: DictConfig) -> dict:
         default_root_dir=run_dir,
         plugins=[AtomicCheckpointIO()],  # checkpoints: temp file + fsync + rename
     )
+    record_run(cfg, run_dir, trainer.loggers)  # provenance.json: commit, command, versions
     log.info(
         "training %s on %d identities (%d images), open set: %d identities (%d images)",
         name,

@@ -4,10 +4,11 @@ import torch
 from marginface.backbones import IResNet, SmallFaceNet
 
 
+@pytest.mark.parametrize("pooling", ["flatten", "avg"])
 @pytest.mark.parametrize("embedding_dim", [2, 3, 128])
 @pytest.mark.parametrize("size", [(56, 48), (112, 92), (30, 30)])
-def test_small_net_maps_images_to_embeddings(embedding_dim, size):
-    net = SmallFaceNet(in_channels=1, input_size=size, embedding_dim=embedding_dim)
+def test_small_net_maps_images_to_embeddings(embedding_dim, size, pooling):
+    net = SmallFaceNet(1, size, widths=(8, 8, 16, 16), embedding_dim=embedding_dim, pooling=pooling)
     out = net(torch.randn(4, 1, *size))
     assert out.shape == (4, embedding_dim) and torch.isfinite(out).all()
 
@@ -29,3 +30,12 @@ def test_iresnet18_shape_and_parameter_count():
 def test_iresnet_rejects_unknown_depth():
     with pytest.raises(ValueError, match="num_layers"):
         IResNet(19)
+
+
+def test_average_pooling_makes_the_embedding_layer_size_free():
+    # 256 channels pooled to 1x1: the FC has 256 inputs whatever the image size
+    for size in [(56, 48), (112, 92)]:
+        assert SmallFaceNet(input_size=size, pooling="avg").output.fc.in_features == 256
+    assert SmallFaceNet(input_size=(56, 48)).output.fc.in_features == 256 * 4 * 3
+    with pytest.raises(ValueError, match="pooling"):
+        SmallFaceNet(pooling="max")

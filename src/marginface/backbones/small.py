@@ -36,8 +36,9 @@ class SmallFaceNet(nn.Module):
     """A 4-stage CNN for small grayscale faces (default 56x48): each stage halves the resolution.
 
     Stage k: a stride-2 conv-BN-PReLU then `depth` conv-BN-PReLU at `widths[k]` channels (residual
-    when `residual`). The flattened last feature map keeps spatial layout (no global pooling), which
-    matters for aligned faces.
+    when `residual`). pooling="flatten" keeps the spatial layout of the last feature map (for well
+    aligned faces); "avg" pools it globally (tolerant to the pose and framing changes of loosely
+    aligned sets such as ORL).
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class SmallFaceNet(nn.Module):
         embedding_dim: int = 128,
         dropout: float = 0.0,
         residual: bool = True,
+        pooling: str = "flatten",
     ) -> None:
         super().__init__()
         if embedding_dim < 1:
@@ -65,11 +67,14 @@ class SmallFaceNet(nn.Module):
             self.blocks.append(nn.Sequential(*[conv_bn_prelu(width, width) for _ in range(depth)]))
             cin = width
             h, w = (h + 1) // 2, (w + 1) // 2
-        self.output = EmbeddingOutput(cin, h * w, embedding_dim, dropout)
+        if pooling not in ("flatten", "avg"):
+            raise ValueError(f"pooling must be 'flatten' or 'avg', got {pooling!r}")
+        self.pool = nn.AdaptiveAvgPool2d(1) if pooling == "avg" else nn.Identity()
+        self.output = EmbeddingOutput(cin, 1 if pooling == "avg" else h * w, embedding_dim, dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         for down, block in zip(self.down, self.blocks, strict=True):
             x = down(x)
             x = x + block(x) if self.residual else block(x)
-        return self.output(x)
+        return self.output(self.pool(x))

@@ -35,5 +35,11 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 
+ablation: $(STAMP)
+	$(BIN)/python scripts/train.py -m experiment=ablation_quick
+
+report: $(STAMP)
+	$(BIN)/python scripts/report.py multirun/ablation_quick --toy multirun/toy
+
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache .ruff_cache

@@ -1,0 +1,105 @@
+"""Per-row means and intervals of the results.json figures, and paired differences against softmax."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from marginface.report.runs import Group, Run
+from marginface.report.stats import Interval, mean_ci, paired_ci
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of results.json: its column name, where it lives, and which direction is better."""
+
+    name: str
+    path: tuple[str, ...]
+    higher_is_better: bool = True
+    digits: int = 3
+
+    def of(self, run: Run) -> float | None:
+        value = run.get(*self.path)
+        return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+METRICS = (
+    Metric("closed-set accuracy", ("closed_set", "accuracy")),
+    Metric("AUC", ("open_set", "verification", "auc"), digits=4),
+    Metric("EER", ("open_set", "verification", "eer"), higher_is_better=False, digits=4),
+    Metric("TAR@FAR=1e-2", ("open_set", "verification", "tar@far=1e-2")),
+    Metric("TAR@FAR=1e-3", ("open_set", "verification", "tar@far=1e-3")),
+    Metric("10-fold accuracy", ("open_set", "verification", "accuracy_10fold")),
+    Metric("rank-1", ("open_set", "identification", "rank1")),
+    Metric("DIR@FPIR=1e-2", ("open_set", "identification", "dir@fpir=1e-2")),
+    Metric("precision@1", ("open_set", "retrieval", "precision@1")),
+    Metric("head parameters", ("head", "parameters"), higher_is_better=False, digits=0),
+    Metric("training s", ("timing", "train_s"), higher_is_better=False, digits=1),
+)
+
+#: the metrics a margin head is compared on against softmax (sizes and times are not effects)
+COMPARED = tuple(m for m in METRICS if m.path[0] in ("closed_set", "open_set"))
+
+ANGLES = (
+    Metric("genuine angle (deg)", ("open_set", "angles", "genuine_mean_deg"), False, 1),
+    Metric("impostor angle (deg)", ("open_set", "angles", "impostor_mean_deg"), True, 1),
+)
+
+
+def row_table(group: Group, metrics=METRICS) -> dict[str, dict[str, Interval]]:
+    """Row label -> metric name -> mean and 95% t-interval over the row's runs (folds x seeds)."""
+    return {
+        row: {m.name: mean_ci(m.of(r) for r in runs) for m in metrics}
+        for row, runs in group.rows().items()
+    }
+
+
+def is_baseline(run: Run) -> bool:
+    """The reference of the paired comparisons: plain softmax trained with cross-entropy."""
+    return run.loss == "softmax" and run.criterion == "ce"
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Row minus its softmax partner (same fold, seed and recipe) on one metric."""
+
+    row: str
+    metric: Metric
+    interval: Interval
+    pairs: list[tuple[int, int]]
+
+    @property
+    def shown(self) -> bool:
+        """Whether the 95% interval of the difference excludes zero."""
+        return self.interval.excludes_zero()
+
+    @property
+    def better(self) -> bool | None:
+        """Whether the row beats softmax (in the metric's good direction); None when not shown."""
+        if not self.shown:
+            return None
+        return (self.interval.mean > 0) == self.metric.higher_is_better
+
+
+def paired_table(group: Group, metrics=COMPARED) -> dict[str, list[Paired]]:
+    """Row label -> paired differences against softmax, for every row that is not softmax with CE.
+
+    A run is paired with the softmax (criterion=ce) run of the same fold, seed and recipe (all config
+    values but the head and the criterion); runs without such a partner are left out of the pairs.
+    """
+    partners = {(r.context, r.key): r for r in group.runs if is_baseline(r)}
+    out: dict[str, list[Paired]] = {}
+    for row, runs in group.rows().items():
+        if all(is_baseline(r) for r in runs) or runs[0].loss == "eigenfaces":
+            continue
+        matched = [
+            (r, partners[(r.context, r.key)]) for r in runs if (r.context, r.key) in partners
+        ]
+        if not matched:
+            continue
+        out[row] = []
+        for m in metrics:
+            a = {r.key: m.of(r) for r, _ in matched}
+            b = {r.key: m.of(s) for r, s in matched}
+            interval, keys = paired_ci(a, b)
+            out[row].append(Paired(row, m, interval, keys))
+    return out

@@ -52,7 +52,10 @@ class FaceModule(L.LightningModule):
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
         if criterion != "ce" and getattr(head, "computes_loss", False):
-            raise ValueError(f"a sharded head computes cross-entropy itself; criterion={criterion!r} needs head.sharded=false")
+            raise ValueError(
+                f"a sharded head computes cross-entropy itself; criterion={criterion!r} needs "
+                "head.sharded=false (docs/distributed.md)"
+            )
         self.backbone = backbone
         self.head = head
         self.optimizer_factory = optimizer

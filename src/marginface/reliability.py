@@ -242,7 +242,7 @@ class EpochCheckpoint(Checkpoint):
             or trainer.global_step == self._saved_step
         ):
             return
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)  # full state: resumable
         self.saved_epoch, self._saved_step = trainer.current_epoch, trainer.global_step
 
 

@@ -122,7 +122,7 @@ def test_errors():
 
 def test_make_search_and_configs():
     assert isinstance(make_search("hnsw", ef_search=64), HNSWSearch)
-    with pytest.raises(ValueError, match=r"choose one of \['flat', 'hnsw', 'ivf'\]"):
+    with pytest.raises(ValueError, match=r"choose one of \['flat', 'hnsw', 'ivf', 'ivfpq'\]"):
         make_search("annoy")
     for name, cls in (("flat", FlatSearch), ("hnsw", HNSWSearch), ("ivf", IVFSearch)):
         search = instantiate(OmegaConf.load(CONF / f"{name}.yaml"))

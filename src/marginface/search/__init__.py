@@ -12,11 +12,13 @@ from marginface.search.base import FaissSearch, Search, default_num_threads, fai
 from marginface.search.flat import FlatSearch
 from marginface.search.hnsw import HNSWSearch
 from marginface.search.ivf import IVFSearch
+from marginface.search.ivfpq import IVFPQSearch
 
 SEARCHES: dict[str, type[FaissSearch]] = {
     "flat": FlatSearch,
     "hnsw": HNSWSearch,
     "ivf": IVFSearch,
+    "ivfpq": IVFPQSearch,
 }
 
 
@@ -36,6 +38,7 @@ __all__ = [
     "FaissSearch",
     "FlatSearch",
     "HNSWSearch",
+    "IVFPQSearch",
     "IVFSearch",
     "Search",
     "default_num_threads",

@@ -178,6 +178,65 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def load_model(ckpt_path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
+    """(backbone, head, checkpoint dict) rebuilt from the config stored in a training checkpoint."""
+    ckpt = load_checkpoint(ckpt_path)
+    train_cfg = OmegaConf.create(ckpt["marginface_config"])
+    backbone = instantiate(train_cfg.backbone)
+    head = instantiate(
+        train_cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=ckpt["num_classes"]
+    )
+    state = ckpt["state_dict"]
+    try:
+        backbone.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
+        head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {ckpt_path} does not match its own config: {err}") from err
+    return backbone, head, ckpt
+
+
+def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
+    """A fixed pairs protocol (insightface .bin, LFW pairs.txt): verification figures only.
+
+    Identification and retrieval need identity labels, which such sets do not carry: they are null.
+    """
+    from marginface.data.transforms import match_channels, resize_uint8
+    from marginface.metrics.pairs import pair_scores
+    from marginface.metrics.verification import verification_metrics
+
+    if cfg.model.kind != "checkpoint":
+        raise ValueError(
+            "a verification protocol (data.verification) is evaluated from a checkpoint: set ckpt_path=..."
+        )
+    start = time.perf_counter()
+    backbone, head, ckpt = load_model(cfg.ckpt_path)
+    train_data = ckpt["marginface_config"]["data"]
+    size, channels = tuple(train_data["image_size"]), int(train_data["channels"])
+    vset = instantiate(cfg.data.verification)
+    images = match_channels(resize_uint8(vset.images, size), channels)
+    embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+    pairs = vset.pairs.numpy()
+    scores = pair_scores(embeddings, pairs[:, 0], pairs[:, 1])
+    issame = vset.issame.numpy().astype(bool)
+    folds = None if vset.folds is None else vset.folds.numpy()
+    angles = np.degrees(np.arccos(np.clip(scores, -1.0, 1.0)))
+    block = {
+        "verification": verification_metrics(scores, issame, folds=folds),
+        "identification": None,
+        "retrieval": None,
+        "angles": {
+            "genuine_mean_deg": float(angles[issame].mean()) if issame.any() else None,
+            "impostor_mean_deg": float(angles[~issame].mean()) if (~issame).any() else None,
+        },
+    }
+    if cfg.eval.get("artifacts", True):
+        from marginface.report.plots import write_open_set_artifacts
+
+        write_open_set_artifacts(run_dir, scores, issame)
+    timing = {"train_s": None, "eval_s": time.perf_counter() - start, "images_per_s": None}
+    return build_results(cfg, ckpt.get("loss_name", "unknown"), head, None, block, timing)
+
+
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a checkpoint (or `model=eigenfaces`) on the open-set identities of `data` / `fold`."""
     from hydra.core.hydra_config import HydraConfig
@@ -192,27 +251,17 @@ def evaluate(cfg: DictConfig) -> dict:
     kind = cfg.model.kind
     start = time.perf_counter()
     head, loss_name, closed = None, kind, None
+    if cfg.data.get("verification") is not None:
+        results = evaluate_verification_protocol(cfg, run_dir)
+        write_json(run_dir / "results.json", results)
+        return results
     dm = instantiate(cfg.data)
     dm.setup()
     if kind == "eigenfaces":
         embeddings, labels = eigenfaces_embeddings(dm, cfg.model.n_components, cfg.model.whiten)
     elif kind == "checkpoint":
-        ckpt = load_checkpoint(cfg.ckpt_path)
+        backbone, head, ckpt = load_model(cfg.ckpt_path)
         train_cfg = OmegaConf.create(ckpt["marginface_config"])
-        backbone = instantiate(train_cfg.backbone)
-        head = instantiate(
-            train_cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=ckpt["num_classes"]
-        )
-        state = ckpt["state_dict"]
-        try:
-            backbone.load_state_dict(
-                {k[9:]: v for k, v in state.items() if k.startswith("backbone.")}
-            )
-            head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-        except RuntimeError as err:
-            raise ValueError(
-                f"checkpoint {cfg.ckpt_path} does not match its own config: {err}"
-            ) from err
         if (
             dm.image_size != tuple(train_cfg.data.image_size)
             or dm.channels != train_cfg.data.channels

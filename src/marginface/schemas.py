@@ -61,7 +61,7 @@ def validate_config(cfg: DictConfig, check_head: bool = True) -> None:
         if not isinstance(node, DictConfig) or "_target_" not in node:
             problems.append(
                 f"{group}: no _target_ to build; training needs a {group} group that builds an "
-                f"object (data=bin is a verification set for scripts/evaluate.py only)"
+                f"object (data=bin and data=lfw_pairs are verification sets for scripts/evaluate.py only)"
             )
     tree = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=False)
     _walk(tree, "", problems)

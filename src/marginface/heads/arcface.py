@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from marginface.heads.base import MarginHead, check_real
+from marginface.heads.base import MarginHead, check_int, check_real
 
 
 def sine(cos: torch.Tensor) -> torch.Tensor:
@@ -35,15 +35,37 @@ class ArcFaceHead(MarginHead):
     treatment with easy_margin off), which keeps it decreasing in theta: at the threshold it steps
     down from -s to -s*(cos(m) + m*sin(m)), never up. The margin arithmetic runs in float32 (or
     float64) even under bf16/fp16 autocast.
+
+    `warmup_steps` > 0 ramps the margin linearly from 0 to `margin` over that many optimizer steps
+    (set by `anneal`): on small data sets the full margin from step 0 can keep the target logit
+    so low that training stalls (docs/recipe.md).
     """
 
     def __init__(
-        self, embedding_dim: int, num_classes: int, scale: float = 32.0, margin: float = 0.5
+        self,
+        embedding_dim: int,
+        num_classes: int,
+        scale: float = 32.0,
+        margin: float = 0.5,
+        warmup_steps: int = 0,
     ) -> None:
         super().__init__(embedding_dim, num_classes, scale)
-        self.margin = check_real("margin", margin, 0.0, math.pi / 2)
+        self.full_margin = check_real("margin", margin, 0.0, math.pi / 2)
+        self.warmup_steps = check_int("warmup_steps", warmup_steps, 0)
+        self.set_margin(self.full_margin)
+
+    def set_margin(self, margin: float) -> None:
+        self.margin = margin
         # theta > pi - m  <=>  cos(theta) < cos(pi - m)
         self.threshold = math.cos(math.pi - self.margin)
+
+    def anneal(self, step: int) -> None:
+        super().anneal(step)
+        if self.warmup_steps:
+            self.set_margin(self.full_margin * min(1.0, step / self.warmup_steps))
+
+    def log_values(self) -> dict[str, float]:
+        return {"margin": self.margin} if self.warmup_steps else {}
 
     def target_cosine(self, cos: torch.Tensor) -> torch.Tensor:
         beyond = cos - self.margin * math.sin(self.margin)

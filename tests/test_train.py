@@ -112,7 +112,7 @@ def test_orl_default_recipe_learns(tmp_path, loss):
     """The default recipe on fold 0: far better than chance on unseen faces (eigenfaces gets ~13% EER)."""
     cfg = compose_config("train", [f"loss={loss}", "trainer.enable_progress_bar=false"], tmp_path)
     results = train(cfg)
-    assert results["open_set"]["verification"]["eer"] < 0.10
+    assert results["open_set"]["verification"]["eer"] < 0.12  # eigenfaces: about 0.13
     assert results["closed_set"]["accuracy"] > 0.9
 
 

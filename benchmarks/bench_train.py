@@ -176,12 +176,17 @@ def main() -> None:
     y = torch.randint(0, 30, (args.batch_size,))
     flops = step_flops(net, head, x, y)
     batches = [(x, y)]
-    for name, kw in [
+    variants = [
         ("eager fp32", {}),
         ("channels_last", {"channels_last": True}),
         ("bf16 autocast", {"autocast": True}),
-    ]:
-        s = time_steps(net, head, batches, args.steps, **kw)
+    ]
+    best = {name: float("inf") for name, _ in variants}
+    for _ in range(2):  # best of two rounds: a process's first steps pay one-off kernel set-up
+        for name, kw in variants:
+            best[name] = min(best[name], time_steps(net, head, batches, args.steps, **kw))
+    for name, _ in variants:
+        s = best[name]
         rows.append(
             (
                 f"train step, default backbone, B={args.batch_size}, {name}",
@@ -189,6 +194,7 @@ def main() -> None:
                 f"{flops / s / 1e9:.1f} GFLOP/s = {flops / s / 1e9 / peak:.0%} of peak; {args.batch_size / s:.0f} img/s",
             )
         )
+    bare_vs_lightning(args.batch_size, 1)  # warm-up of both paths, discarded
     bare, lightning = bare_vs_lightning(args.batch_size, args.epochs)
     rows.append(
         (

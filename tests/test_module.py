@@ -36,3 +36,25 @@ def test_mse_gradient_vanishes_for_a_confidently_wrong_prediction_but_ce_does_no
 def test_unknown_criterion_is_named():
     with pytest.raises(ValueError, match="ce.*mse"):
         classification_loss(torch.zeros(1, 2), torch.tensor([0]), "hinge")
+
+
+def test_channels_last_changes_the_layout_not_the_numbers():
+    import copy
+
+    from marginface.backbones import SmallFaceNet
+    from marginface.heads import ArcFaceHead
+    from marginface.module import FaceModule
+
+    torch.manual_seed(0)
+    net = SmallFaceNet(
+        in_channels=3, input_size=(28, 24), widths=(8, 8, 16, 16), embedding_dim=8
+    ).eval()
+    head = ArcFaceHead(8, 5)
+    plain = FaceModule(copy.deepcopy(net), copy.deepcopy(head), optimizer=torch.optim.SGD)
+    nhwc = FaceModule(
+        copy.deepcopy(net), copy.deepcopy(head), optimizer=torch.optim.SGD, channels_last=True
+    )
+    assert nhwc.backbone.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    x = torch.randn(4, 3, 28, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(nhwc(nhwc._layout(x)), plain(x), atol=1e-5, rtol=1e-4)

@@ -88,6 +88,7 @@ def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
         optimizer=instantiate(cfg.optimizer),
         scheduler=scheduler,
         criterion=cfg.get("criterion", "ce"),
+        channels_last=bool(cfg.get("channels_last", False)),
     )
     return datamodule, module
 

@@ -16,14 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
 from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
-from marginface.evaluate import extract_embeddings, load_checkpoint
+from marginface.evaluate import backbone_from_checkpoint, extract_embeddings, load_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -65,18 +64,7 @@ class Embedder:
         """Rebuild the backbone of a training checkpoint; `flip` None keeps the run's eval.flip."""
         ckpt = load_checkpoint(path)
         cfg = OmegaConf.create(ckpt["marginface_config"])
-        backbone = instantiate(cfg.backbone)
-        state = {
-            k[len("backbone.") :]: v
-            for k, v in ckpt["state_dict"].items()
-            if k.startswith("backbone.")
-        }
-        try:
-            backbone.load_state_dict(state)
-        except RuntimeError as err:
-            raise ValueError(
-                f"checkpoint {path} does not match its own backbone config: {err}"
-            ) from err
+        backbone = backbone_from_checkpoint(ckpt, path)
         backbone.eval()
         if flip is None:
             flip = bool(OmegaConf.select(cfg, "eval.flip", default=True))

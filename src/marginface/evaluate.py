@@ -178,20 +178,32 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
+def _load_part(module: nn.Module, state: dict, prefix: str, ckpt_path: str | Path) -> None:
+    try:
+        module.load_state_dict(
+            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        )
+    except RuntimeError as err:
+        raise ValueError(f"checkpoint {ckpt_path} does not match its own config: {err}") from err
+
+
+def backbone_from_checkpoint(ckpt: dict, ckpt_path: str | Path) -> nn.Module:
+    """The embedding network of a loaded checkpoint (no head: inference needs none)."""
+    backbone = instantiate(OmegaConf.create(ckpt["marginface_config"]).backbone)
+    _load_part(backbone, ckpt["state_dict"], "backbone.", ckpt_path)
+    return backbone
+
+
 def load_model(ckpt_path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
     """(backbone, head, checkpoint dict) rebuilt from the config stored in a training checkpoint."""
     ckpt = load_checkpoint(ckpt_path)
-    train_cfg = OmegaConf.create(ckpt["marginface_config"])
-    backbone = instantiate(train_cfg.backbone)
+    backbone = backbone_from_checkpoint(ckpt, ckpt_path)
     head = instantiate(
-        train_cfg.loss, embedding_dim=backbone.embedding_dim, num_classes=ckpt["num_classes"]
+        OmegaConf.create(ckpt["marginface_config"]).loss,
+        embedding_dim=backbone.embedding_dim,
+        num_classes=ckpt["num_classes"],
     )
-    state = ckpt["state_dict"]
-    try:
-        backbone.load_state_dict({k[9:]: v for k, v in state.items() if k.startswith("backbone.")})
-        head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt_path} does not match its own config: {err}") from err
+    _load_part(head, ckpt["state_dict"], "head.", ckpt_path)
     return backbone, head, ckpt
 
 

@@ -55,3 +55,19 @@ def test_callable_dataset_is_loaded_in_setup():
     dm.setup()
     dm.setup()
     assert calls == [1]
+
+
+def test_the_data_set_as_given_is_freed_after_setup():
+    import gc
+    import weakref
+
+    given = make_synthetic(num_identities=8, images_per_identity=3, image_size=(56, 48))
+    dm = FaceDataModule(given, num_folds=2, image_size=(28, 24))
+    alive = weakref.ref(given.images)
+    del given
+    dm.setup()
+    gc.collect()
+    assert alive() is None  # only the resized copy is kept
+    assert dm.data.images.shape[1:] == (1, 28, 24)
+    subsets = [dm.train_dataloader().dataset, *(dl.dataset for dl in dm.val_dataloader())]
+    assert all(s.source.images is dm.data.images for s in subsets)  # index views, no copies

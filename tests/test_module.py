@@ -58,3 +58,26 @@ def test_channels_last_changes_the_layout_not_the_numbers():
     x = torch.randn(4, 3, 28, 24)
     with torch.no_grad():
         torch.testing.assert_close(nhwc(nhwc._layout(x)), plain(x), atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.slow  # the first torch.compile on a clean machine takes tens of seconds
+def test_compiled_training_forward_matches_eager_and_keeps_checkpoint_keys():
+    import copy
+
+    from marginface.backbones import SmallFaceNet
+    from marginface.heads import ArcFaceHead
+    from marginface.module import FaceModule
+
+    torch.manual_seed(0)
+    net = SmallFaceNet(input_size=(28, 24), widths=(4, 8, 8, 8), embedding_dim=8)
+    head = ArcFaceHead(8, 5)
+    eager = FaceModule(copy.deepcopy(net), copy.deepcopy(head), optimizer=torch.optim.SGD)
+    compiled = FaceModule(
+        copy.deepcopy(net), copy.deepcopy(head), optimizer=torch.optim.SGD, compile=True
+    )
+    x = torch.randn(6, 1, 28, 24)
+    torch.testing.assert_close(
+        compiled._train_backbone(x), eager._train_backbone(x), atol=1e-4, rtol=1e-4
+    )
+    assert compiled._compiled_backbone is not None
+    assert compiled.state_dict().keys() == eager.state_dict().keys()  # no "_orig_mod." entries

@@ -48,6 +48,7 @@ class FaceModule(L.LightningModule):
         criterion: str = "ce",
         scheduler_interval: str = "step",
         channels_last: bool = False,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         if criterion not in CRITERIA:
@@ -63,6 +64,11 @@ class FaceModule(L.LightningModule):
         self.channels_last = channels_last
         if channels_last:
             self.backbone.to(memory_format=torch.channels_last)
+        # torch.compile of the training forward only: evaluation runs the eager backbone (no second
+        # graph for eval mode); the compiled callable is kept out of the module tree, so checkpoints
+        # hold the same keys with or without it
+        self.compile = compile
+        self._compiled_backbone: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
         self.criterion = criterion
@@ -83,6 +89,14 @@ class FaceModule(L.LightningModule):
             images.contiguous(memory_format=torch.channels_last) if self.channels_last else images
         )
 
+    def _train_backbone(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.compile:
+            return self.backbone(images)
+        if self._compiled_backbone is None:
+            # dynamic=False: one static graph per batch shape (the full batch and the epoch's last)
+            self.__dict__["_compiled_backbone"] = torch.compile(self.backbone, dynamic=False)
+        return self._compiled_backbone(images)
+
     def training_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
@@ -92,10 +106,10 @@ class FaceModule(L.LightningModule):
             self.head.anneal(self.global_step)
         if getattr(self.head, "computes_loss", False):
             # a sharded head never builds the full logits: it returns the loss (heads/sharded.py)
-            loss = self.head(self.backbone(images), labels)
+            loss = self.head(self._train_backbone(images), labels)
             accuracy = self.head.last_accuracy
         else:
-            logits = self.head(self.backbone(images), labels)
+            logits = self.head(self._train_backbone(images), labels)
             loss = classification_loss(logits, labels, self.criterion)
             accuracy = (logits.argmax(1) == labels).float().mean()
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)

@@ -89,6 +89,7 @@ def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
         scheduler=scheduler,
         criterion=cfg.get("criterion", "ce"),
         channels_last=bool(cfg.get("channels_last", False)),
+        compile=bool(cfg.get("compile", False)),
     )
     return datamodule, module
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+import summary
+
 CONFIGS = Path(__file__).resolve().parents[1] / "conf" / "loss"
 
 
@@ -51,6 +53,7 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
+    parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -98,6 +101,18 @@ def main() -> None:
             f"| {name} | {median * 1e3:.0f} | {fastest * 1e3:.0f} | {median / wall_ref:.2f} "
             f"| {cpu_median * 1e3:.0f} | {cpu_median / cpu_ref:.2f} |"
         )
+    slowest = max((n for n in names if n != "softmax"), key=lambda n: statistics.median(cpu[n]))
+    summary.add(
+        args.summary,
+        [
+            (
+                f"slowest margin head vs softmax, C={args.classes:,} (CPU time)",
+                f"{slowest} {statistics.median(cpu[slowest]) / cpu_ref:.2f}x",
+                "",
+                None,
+            )
+        ],
+    )
 
 
 if __name__ == "__main__":

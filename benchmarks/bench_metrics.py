@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+import summary
 from marginface.metrics import verification_metrics
 from marginface.search import FlatSearch, HNSWSearch, default_num_threads
 
@@ -103,6 +104,7 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())  # other users slow every timing down
     rng = np.random.default_rng(0)
@@ -117,6 +119,24 @@ def main() -> None:
     print("|---|---|---:|---|")
     for name, what, secs, note in rows:
         print(f"| {name} | {what} | {secs:.2f} | {note} |")
+    pairs_s = rows[0][2]
+    summary.add(
+        args.summary,
+        [
+            (
+                f"verification metrics on {args.pairs:,} pairs",
+                f"{pairs_s:.2f} s",
+                "< 3 s" if args.pairs >= 10_000_000 else "(10M pairs: < 3 s)",
+                pairs_s < 3 if args.pairs >= 10_000_000 else None,
+            ),
+            (
+                f"exact search, {args.probes:,} probes x {args.gallery:,} gallery",
+                f"{args.probes / rows[2][2]:,.0f} queries/s",
+                "",
+                None,
+            ),
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+import summary
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
 
-def run(script: str, *args: str) -> None:
+def run(script: str, summary_file: str, *args: str) -> None:
     print(f"\n## {script} {' '.join(args)}".rstrip(), flush=True)
-    subprocess.run([sys.executable, str(HERE / script), *args], check=True, cwd=ROOT)
+    command = [sys.executable, str(HERE / script), *args, "--summary", summary_file]
+    subprocess.run(command, check=True, cwd=ROOT)
 
 
-def default_run_seconds() -> float:
-    """Wall seconds of `python scripts/train.py loss=arcface` (the `make train` job) into a scratch dir."""
+def default_run() -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of `python scripts/train.py loss=arcface` (the `make train` job)."""
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         subprocess.run(
@@ -42,7 +46,9 @@ def default_run_seconds() -> float:
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
         )
-        return time.perf_counter() - start
+        seconds = time.perf_counter() - start
+    # the largest child so far: the benchmark scripts ran before and are smaller (see their tables)
+    return seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 
 
 def main() -> None:
@@ -55,17 +61,54 @@ def main() -> None:
         f"# marginface benchmarks, {time.strftime('%Y-%m-%d %H:%M')}, {os.cpu_count()} cores, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
-    if args.quick:
-        run("bench_train.py", "--steps", "3", "--epochs", "1")
-        run("bench_heads.py", "--classes", "10000", "--repeats", "2")
-        run("bench_metrics.py", "--pairs", "100000", "--gallery", "10000", "--probes", "1000")
-        return
-    run("bench_train.py")
-    run("bench_heads.py")
-    run("bench_metrics.py")
-    print(
-        f"\n## make train (train + evaluation after set-up): {default_run_seconds():.1f} s wall (target < 90 s)"
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        file = str(Path(tmp) / "summary.json")
+        if args.quick:
+            run(
+                "bench_train.py",
+                file,
+                "--steps",
+                "3",
+                "--epochs",
+                "1",
+                "--rounds",
+                "1",
+                "--no-compile",
+            )
+            run("bench_heads.py", file, "--classes", "10000", "--repeats", "2")
+            run(
+                "bench_metrics.py",
+                file,
+                "--pairs",
+                "100000",
+                "--gallery",
+                "10000",
+                "--probes",
+                "1000",
+            )
+            run("bench_scale.py", file, "--images", "256", "--memory-images", "2000")
+        else:
+            run("bench_train.py", file)
+            run("bench_heads.py", file)
+            run("bench_metrics.py", file)
+            run("bench_scale.py", file)
+            seconds, rss = default_run()
+            summary.add(
+                file,
+                [
+                    (
+                        "`make train` (train + evaluation, after set-up)",
+                        f"{seconds:.1f} s",
+                        "< 90 s",
+                        seconds < 90,
+                    ),
+                    ("peak RSS of the `make train` process", f"{rss:,.0f} MiB", "reported", None),
+                ],
+            )
+        print(
+            f"\n## Summary ({time.strftime('%Y-%m-%d %H:%M')}, load average {os.getloadavg()[0]:.1f})\n"
+        )
+        print(summary.table(file))
 
 
 if __name__ == "__main__":

@@ -73,6 +73,7 @@ class FaceModule(L.LightningModule):
         self.scheduler_factory = scheduler
         self.criterion = criterion
         self.scheduler_interval = scheduler_interval
+        self._train_sums: torch.Tensor | None = None  # (loss x n, correct, n) of this epoch so far
         self._open_embeddings: list[torch.Tensor] = []
         self._open_labels: list[torch.Tensor] = []
 
@@ -112,11 +113,26 @@ class FaceModule(L.LightningModule):
             logits = self.head(self._train_backbone(images), labels)
             loss = classification_loss(logits, labels, self.criterion)
             accuracy = (logits.argmax(1) == labels).float().mean()
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True)
-        self.log("train/accuracy", accuracy, prog_bar=True, on_step=False, on_epoch=True)
-        for key, value in getattr(self.head, "log_values", dict)().items():
-            self.log(f"train/{key}", float(value), on_step=True, on_epoch=False)
+        # each self.log call costs Lightning ~0.1 ms of bookkeeping (about 1% of a default step), so
+        # the epoch means are summed here and logged once an epoch, and the step values only on the
+        # steps the logger writes (trainer.log_every_n_steps)
+        n = labels.new_tensor(len(labels), dtype=torch.float32)
+        sums = torch.stack([loss.detach().float() * n, accuracy.detach().float() * n, n])
+        self._train_sums = sums if self._train_sums is None else self._train_sums + sums
+        if self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+            self.log("train/loss_step", loss.detach(), prog_bar=True, batch_size=len(labels))
+            for key, value in getattr(self.head, "log_values", dict)().items():
+                self.log(f"train/{key}", float(value), batch_size=len(labels))
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        if self._train_sums is None:
+            return
+        loss_sum, correct, n = self._train_sums
+        self._train_sums = None
+        sync = self._trainer is not None and self.trainer.world_size > 1
+        self.log("train/loss_epoch", loss_sum / n, prog_bar=True, sync_dist=sync)
+        self.log("train/accuracy", correct / n, prog_bar=True, sync_dist=sync)
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0

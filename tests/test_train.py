@@ -60,12 +60,15 @@ def test_train_on_synthetic_writes_results_and_checkpoints(tiny_train_cfg):
         assert key in metrics
 
 
-def test_evaluate_script_reproduces_the_figures_from_the_checkpoint(tiny_train_cfg, tmp_path):
-    cfg = tiny_train_cfg("loss=arcface")
+@pytest.mark.parametrize("wccn", [False, True])
+def test_evaluate_script_reproduces_the_figures_from_the_checkpoint(tiny_train_cfg, tmp_path, wccn):
+    cfg = tiny_train_cfg("loss=arcface", f"eval.wccn={wccn}")
     trained = train(cfg)
     ckpt = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
     data_overrides = [o for o in TINY if o.startswith("data")]
-    ecfg = compose_config("evaluate", [*data_overrides, f"ckpt_path={ckpt}"], tmp_path / "eval")
+    ecfg = compose_config(
+        "evaluate", [*data_overrides, f"ckpt_path={ckpt}", f"eval.wccn={wccn}"], tmp_path / "eval"
+    )
     again = evaluate(ecfg)
     assert again["loss"] == "arcface"
     for key in ("auc", "eer"):

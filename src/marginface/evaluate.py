@@ -74,6 +74,19 @@ def extract_embeddings(
     return embeddings
 
 
+def apply_wccn(
+    cfg: DictConfig, backbone: nn.Module, dm: Any, embeddings: np.ndarray, device: Any = "cpu"
+) -> np.ndarray:
+    """With `eval.wccn`, the open-set embeddings whitened by WCCN fit on the training identities."""
+    from marginface.whitening import fit_wccn
+
+    if not cfg.eval.get("wccn", False):
+        return embeddings
+    images, labels = dm.training_identities()
+    train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+    return fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))(embeddings)
+
+
 @torch.no_grad()
 def closed_set_accuracy(
     backbone: nn.Module,
@@ -308,6 +321,7 @@ def evaluate(cfg: DictConfig) -> dict:
         loss_name = ckpt.get("loss_name", "unknown")
         images, labels_t = dm.open_set()
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+        embeddings = apply_wccn(cfg, backbone, dm, embeddings)
         labels = labels_t.numpy()
         if dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())

@@ -14,6 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from marginface.evaluate import (
+    apply_wccn,
     build_results,
     closed_set_accuracy,
     evaluate_embeddings,
@@ -142,6 +143,7 @@ def train(cfg: DictConfig) -> dict:
     device = module.device
     images, labels = datamodule.open_set()
     embeddings = extract_embeddings(module.backbone, images, flip=cfg.eval.flip, device=device)
+    embeddings = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
     closed = closed_set_accuracy(
         module.backbone, module.head, *datamodule.closed_set(), device=device
     )

@@ -129,6 +129,10 @@ class FaceDataModule(L.LightningDataModule):
         """(uint8 images, labels) of every open-set image, for embedding and scoring (in-memory sets)."""
         return self._stack(self.open_index)
 
+    def training_identities(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(uint8 images, class labels) of every image of the training identities (train + held out)."""
+        return self._stack(torch.cat([self.train_index, self.val_index]))
+
     def closed_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, class labels) of the held-out images of training identities."""
         return self._stack(self.val_index)

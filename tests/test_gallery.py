@@ -167,6 +167,15 @@ def test_far_threshold_comes_from_the_runs_impostor_scores(run, gallery, folders
     assert all((a.identity != UNKNOWN) == (a.score > threshold) for a in answers)
 
 
+def test_whitened_scores_are_refused_for_calibration(tmp_path):
+    np.savez(tmp_path / "scores.npz", scores=np.array([0.9, 0.1, 0.2]), issame=np.array([1, 0, 0]))
+    (tmp_path / "results.json").write_text(json.dumps({"config": {"eval": {"wccn": False}}}))
+    assert resolve_threshold(far=0.5, scores=tmp_path) == pytest.approx(0.1)  # 1 of 2 above
+    (tmp_path / "results.json").write_text(json.dumps({"config": {"eval": {"wccn": True}}}))
+    with pytest.raises(ValueError, match="WCCN-whitened"):
+        resolve_threshold(far=0.5, scores=tmp_path)
+
+
 def test_threshold_arguments_are_checked(run):
     with pytest.raises(ValueError, match="not both"):
         resolve_threshold(threshold=0.3, far=1e-3)

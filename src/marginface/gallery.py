@@ -227,6 +227,14 @@ def load_impostor_scores(scores: str | os.PathLike) -> np.ndarray:
             f"scores file not found: {path}; train and evaluate runs write <run dir>/scores.npz "
             "(eval.artifacts=true)"
         )
+    results = path.parent / "results.json"
+    if results.is_file():
+        eval_cfg = (json.loads(results.read_text()).get("config") or {}).get("eval") or {}
+        if eval_cfg.get("wccn"):
+            raise ValueError(
+                f"{path} holds WCCN-whitened scores (eval.wccn=true in {results}), but the gallery "
+                "compares raw embeddings: calibrate on a run evaluated with eval.wccn=false"
+            )
     with np.load(path) as data:
         if "scores" not in data or "issame" not in data:
             raise ValueError(

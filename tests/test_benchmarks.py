@@ -1,0 +1,25 @@
+"""The benchmark scripts still run (`make bench` is not part of CI): a --quick pass of run_all.py."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_run_all_quick_prints_the_summary_table():
+    out = subprocess.run(
+        [sys.executable, "benchmarks/run_all.py", "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = out.stdout.split("## Summary", 1)[1]
+    for row in ("share of fp32 matmul peak", "Lightning vs bare loop", "no data set held twice"):
+        assert row in summary
+    assert "held once: yes; splits are index views: yes" in summary

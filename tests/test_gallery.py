@@ -167,13 +167,16 @@ def test_far_threshold_comes_from_the_runs_impostor_scores(run, gallery, folders
     assert all((a.identity != UNKNOWN) == (a.score > threshold) for a in answers)
 
 
-def test_whitened_scores_are_refused_for_calibration(tmp_path):
+def test_scores_calibrate_only_a_model_that_scores_the_same_way(tmp_path):
     np.savez(tmp_path / "scores.npz", scores=np.array([0.9, 0.1, 0.2]), issame=np.array([1, 0, 0]))
     (tmp_path / "results.json").write_text(json.dumps({"config": {"eval": {"wccn": False}}}))
     assert resolve_threshold(far=0.5, scores=tmp_path) == pytest.approx(0.1)  # 1 of 2 above
+    with pytest.raises(ValueError, match="holds raw scores .* compares whitened embeddings"):
+        resolve_threshold(far=0.5, scores=tmp_path, whitened=True)
     (tmp_path / "results.json").write_text(json.dumps({"config": {"eval": {"wccn": True}}}))
-    with pytest.raises(ValueError, match="WCCN-whitened"):
+    with pytest.raises(ValueError, match="holds whitened scores .* compares raw embeddings"):
         resolve_threshold(far=0.5, scores=tmp_path)
+    assert resolve_threshold(far=0.5, scores=tmp_path, whitened=True) == pytest.approx(0.1)
 
 
 def test_threshold_arguments_are_checked(run):
@@ -309,3 +312,36 @@ def test_the_training_crop_is_applied_before_resizing(embedder, tmp_path):
     Image.open(face).resize((40, 50)).save(tmp_path / "small.png")
     with pytest.raises(DataError, match="crop .* is larger than image .*small.png"):
         cropped.load_images([tmp_path / "small.png"])
+
+
+def test_a_wccn_run_carries_its_whitening_to_the_embedder_and_the_export(tmp_path):
+    from marginface.data import FaceDataModule, load_orl
+    from marginface.evaluate import load_checkpoint
+    from marginface.export import export
+    from marginface.whitening import CHECKPOINT_KEY
+
+    run_dir = tmp_path / "run"
+    train(compose_config("train", [*TINY_ORL, "trainer.max_epochs=2", "eval.wccn=true"], run_dir))
+    GlobalHydra.instance().clear()
+    ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
+    assert ckpts and all(CHECKPOINT_KEY in load_checkpoint(path) for path in ckpts)
+    whitened = Embedder.from_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert whitened.whitening is not None
+    raw = dataclasses.replace(whitened, whitening=None)
+    assert whitened.model_hash != state_dict_hash(whitened.backbone.state_dict())
+    # the embedder scores the open set exactly as the run's evaluation did (scores.npz)
+    dm = FaceDataModule(load_orl(), image_size=(28, 24), val_per_identity=1)
+    dm.setup()
+    images, _ = dm.open_set()
+    emb = whitened.embed(images)
+    i, j = np.triu_indices(len(emb), 1)
+    expected = np.sort(np.load(run_dir / "scores.npz")["scores"])
+    np.testing.assert_allclose(np.sort((emb[i] * emb[j]).sum(1)), expected, atol=1e-5)
+    raw_emb = raw.embed(images)
+    assert not np.allclose(np.sort((raw_emb[i] * raw_emb[j]).sum(1)), expected, atol=1e-3)
+    # a threshold from this run calibrates the whitened model, not the raw one
+    resolve_threshold(far=1e-2, scores=run_dir, whitened=True)
+    with pytest.raises(ValueError, match="compares raw embeddings"):
+        resolve_threshold(far=1e-2, scores=run_dir, whitened=False)
+    meta = export(whitened, "torchscript", tmp_path / "model.pt")  # checks parity itself
+    assert meta["wccn"] is True and meta["parity"]["max_abs_diff"] < 1e-4

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from marginface.whitening import fit_wccn, within_class_covariance
+from marginface.whitening import CHECKPOINT_KEY, fit_wccn, within_class_covariance
 
 
 def test_within_class_covariance_by_hand():
@@ -73,10 +73,15 @@ def test_wccn_option_whitens_with_the_training_identities_only(tmp_path):
     images, labels = dm.open_set()
     raw = extract_embeddings(net, images)
     cfg = OmegaConf.create({"eval": {"flip": True, "wccn": False}})
-    assert apply_wccn(cfg, net, dm, raw) is raw
+    assert apply_wccn(cfg, net, dm, raw) == (raw, None)
     cfg.eval.wccn, cfg.eval.wccn_shrinkage = True, 0.05
     train_index = torch.cat([dm.train_index, dm.val_index])
     assert not set(dm.data.labels[train_index].tolist()) & set(dm.open_ids.tolist())
     train = extract_embeddings(net, dm.data.images[train_index])
     expected = fit_wccn(train, dm.data.labels[train_index].numpy(), 0.05)(raw)
-    np.testing.assert_allclose(apply_wccn(cfg, net, dm, raw), expected, atol=1e-5)
+    whitened, whitening = apply_wccn(cfg, net, dm, raw)
+    np.testing.assert_allclose(whitened, expected, atol=1e-5)
+    # a checkpoint's stored whitening is used as it is, not refit
+    stored = {CHECKPOINT_KEY: {"mean": np.zeros(8), "matrix": 2 * np.eye(8)}}
+    np.testing.assert_allclose(apply_wccn(cfg, net, dm, raw, ckpt=stored)[0], raw, atol=1e-6)
+    np.testing.assert_allclose(whitening.from_state(whitening.state())(raw), whitened, atol=1e-6)

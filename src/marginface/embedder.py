@@ -23,6 +23,7 @@ from torch import nn
 from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
 from marginface.evaluate import backbone_from_checkpoint, extract_embeddings, load_checkpoint
+from marginface.whitening import CHECKPOINT_KEY, Whitening
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class Embedder:
     crop: tuple[int, int] | None = (
         None  # centre crop (H, W) before resizing, as the training data had
     )
+    whitening: Whitening | None = None  # WCCN of a run trained with eval.wccn=true
 
     @property
     def embedding_dim(self) -> int:
@@ -69,14 +71,22 @@ class Embedder:
         if flip is None:
             flip = bool(OmegaConf.select(cfg, "eval.flip", default=True))
         crop = OmegaConf.select(cfg, "data.dataset.crop", default=None)
+        state = dict(backbone.state_dict())
+        whitening = None
+        if CHECKPOINT_KEY in ckpt:  # the whitening is part of the model: it enters the hash
+            whitening = Whitening.from_state(ckpt[CHECKPOINT_KEY])
+            state.update(
+                {f"{CHECKPOINT_KEY}.{k}": torch.from_numpy(v) for k, v in whitening.state().items()}
+            )
         return cls(
             backbone=backbone,
             image_size=(int(cfg.data.image_size[0]), int(cfg.data.image_size[1])),
             channels=int(cfg.data.channels),
             flip=bool(flip),
-            model_hash=state_dict_hash(backbone.state_dict()),
+            model_hash=state_dict_hash(state),
             source=str(path),
             crop=as_pair(crop, "data.dataset.crop"),
+            whitening=whitening,
         )
 
     def load_images(self, paths: Sequence[str | os.PathLike]) -> tuple[torch.Tensor, list[str]]:
@@ -119,7 +129,8 @@ class Embedder:
     def embed(self, images: torch.Tensor, flip: bool | None = None) -> np.ndarray:
         """L2-normalised float32 embeddings (N, D) of uint8 images at the model's size."""
         flip = self.flip if flip is None else flip
-        return extract_embeddings(self.backbone, images, flip=flip, progress=False)
+        embeddings = extract_embeddings(self.backbone, images, flip=flip, progress=False)
+        return embeddings if self.whitening is None else self.whitening(embeddings)
 
     def embed_files(
         self, paths: Sequence[str | os.PathLike], flip: bool | None = None

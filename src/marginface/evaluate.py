@@ -75,16 +75,45 @@ def extract_embeddings(
 
 
 def apply_wccn(
-    cfg: DictConfig, backbone: nn.Module, dm: Any, embeddings: np.ndarray, device: Any = "cpu"
-) -> np.ndarray:
-    """With `eval.wccn`, the open-set embeddings whitened by WCCN fit on the training identities."""
-    from marginface.whitening import fit_wccn
+    cfg: DictConfig,
+    backbone: nn.Module,
+    dm: Any,
+    embeddings: np.ndarray,
+    device: Any = "cpu",
+    ckpt: dict | None = None,
+) -> tuple[np.ndarray, Any]:
+    """With `eval.wccn`: (whitened embeddings, the Whitening); else (embeddings, None).
+
+    The whitening a checkpoint carries (a run trained with eval.wccn=true) is used as stored; otherwise
+    it is fit on the embeddings of `dm`'s training identities.
+    """
+    from marginface.whitening import CHECKPOINT_KEY, Whitening, fit_wccn
 
     if not cfg.eval.get("wccn", False):
-        return embeddings
-    images, labels = dm.training_identities()
-    train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
-    return fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))(embeddings)
+        return embeddings, None
+    if ckpt is not None and CHECKPOINT_KEY in ckpt:
+        whitening = Whitening.from_state(ckpt[CHECKPOINT_KEY])
+    else:
+        images, labels = dm.training_identities()
+        train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+        whitening = fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))
+    return whitening(embeddings), whitening
+
+
+def store_in_checkpoints(folder: str | Path, key: str, value: Any) -> list[Path]:
+    """Add `key: value` to every *.ckpt in `folder` (atomically: a crash leaves the old file)."""
+    import io
+
+    from marginface.io import atomic_write_bytes
+
+    written = []
+    for path in sorted(Path(folder).glob("*.ckpt")):
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt[key] = value
+        buffer = io.BytesIO()
+        torch.save(ckpt, buffer)
+        written.append(atomic_write_bytes(path, buffer.getvalue()))
+    return written
 
 
 @torch.no_grad()
@@ -321,7 +350,7 @@ def evaluate(cfg: DictConfig) -> dict:
         loss_name = ckpt.get("loss_name", "unknown")
         images, labels_t = dm.open_set()
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
-        embeddings = apply_wccn(cfg, backbone, dm, embeddings)
+        embeddings, _ = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
         labels = labels_t.numpy()
         if dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())

@@ -24,6 +24,7 @@ from torch import nn
 from marginface.data.transforms import to_float
 from marginface.embedder import Embedder
 from marginface.io import write_json
+from marginface.whitening import Whitening
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +36,29 @@ class ParityError(RuntimeError):
 
 
 class EmbeddingNet(nn.Module):
-    """What gets exported: float images in [-1, 1] -> L2-normalised embeddings (flip: + mirror image)."""
+    """What gets exported: float images in [-1, 1] -> L2-normalised embeddings (flip: + mirror image).
 
-    def __init__(self, backbone: nn.Module, flip: bool) -> None:
+    With a `whitening` (a run trained with eval.wccn=true), the normalised embedding is then centred,
+    multiplied by the WCCN matrix and normalised again, as the evaluation scored it.
+    """
+
+    def __init__(self, backbone: nn.Module, flip: bool, whitening: Whitening | None = None) -> None:
         super().__init__()
         self.backbone = backbone
         self.flip = flip
+        self.whiten = whitening is not None
+        if whitening is not None:
+            self.register_buffer("wccn_mean", torch.from_numpy(whitening.mean).float())
+            self.register_buffer("wccn_matrix", torch.from_numpy(whitening.matrix).float())
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         embeddings = self.backbone(images)
         if self.flip:
             embeddings = embeddings + self.backbone(images.flip(-1))
-        return F.normalize(embeddings, dim=1)
+        embeddings = F.normalize(embeddings, dim=1)
+        if self.whiten:
+            embeddings = F.normalize((embeddings - self.wccn_mean) @ self.wccn_matrix, dim=1)
+        return embeddings
 
 
 def check_format(fmt: str) -> str:
@@ -157,7 +169,7 @@ def export(
     check_format(fmt)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = EmbeddingNet(embedder.backbone, embedder.flip).eval()
+    net = EmbeddingNet(embedder.backbone, embedder.flip, embedder.whitening).eval()
     files = list(parity_images) if parity_images else parity_files(parity_count)
     images, _ = embedder.load_images(files)
     example = to_float(
@@ -190,6 +202,7 @@ def export(
             "l2_normalised": True,
         },
         "flip": embedder.flip,
+        "wccn": embedder.whitening is not None,
         "parity": {"max_abs_diff": diff, "atol": atol, "images": [str(f) for f in files]},
     }
     write_json(Path(f"{out}.json"), meta)

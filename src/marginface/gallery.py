@@ -217,8 +217,12 @@ def load_gallery(index_path: str | os.PathLike, embedder: Embedder) -> Gallery:
     return Gallery(index=index, labels=list(meta["labels"]), meta=meta, path=index_path)
 
 
-def load_impostor_scores(scores: str | os.PathLike) -> np.ndarray:
-    """Impostor pair scores of an evaluation run: `scores.npz` (scores, issame) or the run dir holding it."""
+def load_impostor_scores(scores: str | os.PathLike, whitened: bool = False) -> np.ndarray:
+    """Impostor pair scores of an evaluation run: `scores.npz` (scores, issame) or the run dir holding it.
+
+    `whitened`: whether the embedder that will use the threshold applies a WCCN whitening; the run's
+    scores must have been computed the same way (its results.json says, under config.eval.wccn).
+    """
     path = Path(scores).expanduser()
     if path.is_dir():
         path = path / "scores.npz"
@@ -230,10 +234,12 @@ def load_impostor_scores(scores: str | os.PathLike) -> np.ndarray:
     results = path.parent / "results.json"
     if results.is_file():
         eval_cfg = (json.loads(results.read_text()).get("config") or {}).get("eval") or {}
-        if eval_cfg.get("wccn"):
+        if bool(eval_cfg.get("wccn")) != whitened:
+            run, model = ("whitened", "raw") if not whitened else ("raw", "whitened")
             raise ValueError(
-                f"{path} holds WCCN-whitened scores (eval.wccn=true in {results}), but the gallery "
-                "compares raw embeddings: calibrate on a run evaluated with eval.wccn=false"
+                f"{path} holds {run} scores (eval.wccn={bool(eval_cfg.get('wccn'))} in {results}) but "
+                f"this model compares {model} embeddings: calibrate on a run of this checkpoint "
+                "evaluated the same way, or give threshold=<cosine>"
             )
     with np.load(path) as data:
         if "scores" not in data or "issame" not in data:
@@ -246,9 +252,9 @@ def load_impostor_scores(scores: str | os.PathLike) -> np.ndarray:
     return impostors
 
 
-def threshold_for_far(scores: str | os.PathLike, far: float) -> float:
+def threshold_for_far(scores: str | os.PathLike, far: float, whitened: bool = False) -> float:
     """The lowest score threshold that at most a share `far` of the run's impostor pairs exceed."""
-    impostors = load_impostor_scores(scores)
+    impostors = load_impostor_scores(scores, whitened)
     threshold = threshold_at_far(impostors, float(far))
     if threshold is None:
         raise ValueError(
@@ -271,6 +277,7 @@ def resolve_threshold(
     threshold: float | None = None,
     far: float | None = None,
     scores: str | os.PathLike | None = None,
+    whitened: bool = False,
 ) -> float:
     """A threshold given directly, or calibrated from `far` and a run's `scores`: exactly one of the two."""
     if threshold is not None and far is not None:
@@ -285,7 +292,7 @@ def resolve_threshold(
         raise ValueError(
             f"far={far} needs scores=<run dir>/scores.npz of an evaluation run of this model"
         )
-    return threshold_for_far(scores, far)
+    return threshold_for_far(scores, far, whitened)
 
 
 def list_queries(
@@ -384,9 +391,9 @@ def run_identify(
     out: str | None = None,
 ) -> list[Answer]:
     """scripts/identify.py: load model and gallery, answer the queries, print them and write a CSV."""
-    threshold = resolve_threshold(threshold, far, scores)
-    queries = list_queries(images, query_dir)
     embedder = Embedder.from_checkpoint(ckpt_path)
+    threshold = resolve_threshold(threshold, far, scores, whitened=embedder.whitening is not None)
+    queries = list_queries(images, query_dir)
     gallery = load_gallery(index, embedder)
     answers = identify(embedder, gallery, queries, threshold)
     print(format_answers(answers, threshold))

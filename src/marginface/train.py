@@ -19,6 +19,7 @@ from marginface.evaluate import (
     closed_set_accuracy,
     evaluate_embeddings,
     extract_embeddings,
+    store_in_checkpoints,
 )
 from marginface.heads.sharded import build_head, gather_head
 from marginface.io import write_json
@@ -33,6 +34,7 @@ from marginface.reliability import (
 )
 from marginface.report.diagnostics import write_diagnostics
 from marginface.schemas import validate_config
+from marginface.whitening import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,10 @@ def train(cfg: DictConfig) -> dict:
     device = module.device
     images, labels = datamodule.open_set()
     embeddings = extract_embeddings(module.backbone, images, flip=cfg.eval.flip, device=device)
-    embeddings = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
+    embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
+    if whitening is not None and trainer.is_global_zero:
+        # the checkpoints carry it, so evaluation, enrol/identify and export use the same map
+        store_in_checkpoints(run_dir / "checkpoints", CHECKPOINT_KEY, whitening.state())
     closed = closed_set_accuracy(
         module.backbone, module.head, *datamodule.closed_set(), device=device
     )

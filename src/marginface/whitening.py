@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: where a run trained with eval.wccn=true keeps its whitening in its checkpoints
+CHECKPOINT_KEY = "marginface_wccn"
+
 
 @dataclass
 class Whitening:
@@ -22,6 +25,17 @@ class Whitening:
 
     mean: np.ndarray  # (D,)
     matrix: np.ndarray  # (D, D): W
+
+    def state(self) -> dict[str, np.ndarray]:
+        """What a checkpoint stores (key CHECKPOINT_KEY): float64 mean and matrix."""
+        return {"mean": self.mean.astype(np.float64), "matrix": self.matrix.astype(np.float64)}
+
+    @classmethod
+    def from_state(cls, state: dict) -> Whitening:
+        return cls(
+            mean=np.asarray(state["mean"], dtype=np.float64),
+            matrix=np.asarray(state["matrix"], dtype=np.float64),
+        )
 
     def __call__(self, embeddings: np.ndarray) -> np.ndarray:
         z = (np.asarray(embeddings, dtype=np.float64) - self.mean) @ self.matrix

@@ -188,3 +188,7 @@ def test_a_fixed_pairs_protocol_is_evaluated_from_a_checkpoint(tiny_train_cfg, t
 
     expected = roc_auc_score(np.array(issame), scores)
     assert math.isclose(results["open_set"]["verification"]["auc"], expected, abs_tol=1e-6)
+    # whitening needs a checkpoint that carries one: a pairs protocol has nothing to fit it on
+    ecfg.eval.wccn = True
+    with pytest.raises(ValueError, match="needs a checkpoint trained with eval.wccn=true"):
+        evaluate(ecfg)

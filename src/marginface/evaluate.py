@@ -292,6 +292,15 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     vset = instantiate(cfg.data.verification)
     images = match_channels(resize_uint8(vset.images, size), channels)
     embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+    if cfg.eval.get("wccn", False):
+        from marginface.whitening import CHECKPOINT_KEY, Whitening
+
+        if CHECKPOINT_KEY not in ckpt:
+            raise ValueError(
+                "eval.wccn=true on a pairs protocol needs a checkpoint trained with eval.wccn=true: "
+                "the protocol has no labelled training identities to fit the whitening on"
+            )
+        embeddings = Whitening.from_state(ckpt[CHECKPOINT_KEY])(embeddings)
     pairs = vset.pairs.numpy()
     scores = pair_scores(embeddings, pairs[:, 0], pairs[:, 1])
     issame = vset.issame.numpy().astype(bool)

@@ -67,7 +67,7 @@ class FaceModule(L.LightningModule):
         # torch.compile of the training forward only: evaluation runs the eager backbone (no second
         # graph for eval mode); the compiled callable is kept out of the module tree, so checkpoints
         # hold the same keys with or without it
-        self.compile = compile
+        self.compile_forward = compile  # not `self.compile`: that is nn.Module.compile()
         self._compiled_backbone: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
@@ -91,7 +91,7 @@ class FaceModule(L.LightningModule):
         )
 
     def _train_backbone(self, images: torch.Tensor) -> torch.Tensor:
-        if not self.compile:
+        if not self.compile_forward:
             return self.backbone(images)
         if self._compiled_backbone is None:
             # dynamic=False: one static graph per batch shape (the full batch and the epoch's last)

@@ -23,10 +23,9 @@ from marginface.data.transforms import to_float
 
 def uses_channels_last(module: nn.Module) -> bool:
     """Whether the module's convolution weights are stored NHWC (FaceModule(channels_last=True))."""
+    # the first 4-D weight whose two layouts differ (with 1 input channel they coincide)
     for p in module.parameters():
-        if (
-            p.dim() == 4
-        ):  # the first weight whose two layouts differ (1 input channel: they coincide)
+        if p.dim() == 4:
             nhwc, nchw = p.is_contiguous(memory_format=torch.channels_last), p.is_contiguous()
             if nhwc != nchw:
                 return nhwc

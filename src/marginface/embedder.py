@@ -23,7 +23,7 @@ from torch import nn
 from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
 from marginface.evaluate import backbone_from_checkpoint, extract_embeddings, load_checkpoint
-from marginface.whitening import CHECKPOINT_KEY, Whitening
+from marginface.whitening import CHECKPOINT_KEY, Whitening, stored_whitening
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,8 @@ class Embedder:
             flip = bool(OmegaConf.select(cfg, "eval.flip", default=True))
         crop = OmegaConf.select(cfg, "data.dataset.crop", default=None)
         state = dict(backbone.state_dict())
-        whitening = None
-        if CHECKPOINT_KEY in ckpt:  # the whitening is part of the model: it enters the hash
-            whitening = Whitening.from_state(ckpt[CHECKPOINT_KEY])
+        whitening = stored_whitening(ckpt)
+        if whitening is not None:  # the whitening is part of the model: it enters the hash
             state.update(
                 {f"{CHECKPOINT_KEY}.{k}": torch.from_numpy(v) for k, v in whitening.state().items()}
             )

@@ -86,33 +86,16 @@ def apply_wccn(
     The whitening a checkpoint carries (a run trained with eval.wccn=true) is used as stored; otherwise
     it is fit on the embeddings of `dm`'s training identities.
     """
-    from marginface.whitening import CHECKPOINT_KEY, Whitening, fit_wccn
+    from marginface.whitening import fit_wccn, stored_whitening
 
     if not cfg.eval.get("wccn", False):
         return embeddings, None
-    if ckpt is not None and CHECKPOINT_KEY in ckpt:
-        whitening = Whitening.from_state(ckpt[CHECKPOINT_KEY])
-    else:
+    whitening = stored_whitening(ckpt) if ckpt is not None else None
+    if whitening is None:
         images, labels = dm.training_identities()
         train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
         whitening = fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))
     return whitening(embeddings), whitening
-
-
-def store_in_checkpoints(folder: str | Path, key: str, value: Any) -> list[Path]:
-    """Add `key: value` to every *.ckpt in `folder` (atomically: a crash leaves the old file)."""
-    import io
-
-    from marginface.io import atomic_write_bytes
-
-    written = []
-    for path in sorted(Path(folder).glob("*.ckpt")):
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-        ckpt[key] = value
-        buffer = io.BytesIO()
-        torch.save(ckpt, buffer)
-        written.append(atomic_write_bytes(path, buffer.getvalue()))
-    return written
 
 
 @torch.no_grad()
@@ -292,14 +275,15 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     images = match_channels(resize_uint8(vset.images, size), channels)
     embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
     if cfg.eval.get("wccn", False):
-        from marginface.whitening import CHECKPOINT_KEY, Whitening
+        from marginface.whitening import stored_whitening
 
-        if CHECKPOINT_KEY not in ckpt:
+        whitening = stored_whitening(ckpt)
+        if whitening is None:
             raise ValueError(
                 "eval.wccn=true on a pairs protocol needs a checkpoint trained with eval.wccn=true: "
                 "the protocol has no labelled training identities to fit the whitening on"
             )
-        embeddings = Whitening.from_state(ckpt[CHECKPOINT_KEY])(embeddings)
+        embeddings = whitening(embeddings)
     pairs = vset.pairs.numpy()
     scores = pair_scores(embeddings, pairs[:, 0], pairs[:, 1])
     issame = vset.issame.numpy().astype(bool)

@@ -110,6 +110,17 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, file)
 
 
+def add_to_checkpoints(folder: str | os.PathLike, key: str, value: Any) -> list[Path]:
+    """Add `key: value` to every *.ckpt in `folder`, each rewritten through AtomicCheckpointIO."""
+    io = AtomicCheckpointIO()
+    paths = sorted(Path(folder).glob("*.ckpt"))
+    for path in paths:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint[key] = value
+        io.save_checkpoint(checkpoint, path)
+    return paths
+
+
 # -- resuming -----------------------------------------------------------------------------------
 def resume_path(ckpt_path: str | os.PathLike | None, run_dir: str | os.PathLike) -> str | None:
     """The checkpoint `trainer.fit` resumes from: `ckpt_path=last` is `<run_dir>/checkpoints/last.ckpt`.

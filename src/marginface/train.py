@@ -19,14 +19,15 @@ from marginface.evaluate import (
     closed_set_accuracy,
     evaluate_embeddings,
     extract_embeddings,
-    store_in_checkpoints,
 )
 from marginface.heads.sharded import build_head, gather_head
 from marginface.io import write_json
 from marginface.module import FaceModule
 from marginface.provenance import record_run
 from marginface.reliability import (
+    CHECKPOINT_DIR,
     AtomicCheckpointIO,
+    add_to_checkpoints,
     epochs_trained,
     records_failure,
     resume_path,
@@ -109,7 +110,7 @@ def train(cfg: DictConfig) -> dict:
     name = loss_name(cfg)
     datamodule, module = build(cfg)
     checkpoint = ModelCheckpoint(
-        dirpath=run_dir / "checkpoints",
+        dirpath=run_dir / CHECKPOINT_DIR,
         filename="best",
         monitor="val/accuracy",
         mode="max",
@@ -148,7 +149,7 @@ def train(cfg: DictConfig) -> dict:
     embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
     if whitening is not None and trainer.is_global_zero:
         # the checkpoints carry it, so evaluation, enrol/identify and export use the same map
-        store_in_checkpoints(run_dir / "checkpoints", CHECKPOINT_KEY, whitening.state())
+        add_to_checkpoints(run_dir / CHECKPOINT_DIR, CHECKPOINT_KEY, whitening.state())
     closed = closed_set_accuracy(
         module.backbone, module.head, *datamodule.closed_set(), device=device
     )

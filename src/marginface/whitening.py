@@ -43,6 +43,12 @@ class Whitening:
         return (z / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def stored_whitening(checkpoint: dict) -> Whitening | None:
+    """The whitening a training checkpoint carries (a run with eval.wccn=true), else None."""
+    state = checkpoint.get(CHECKPOINT_KEY)
+    return None if state is None else Whitening.from_state(state)
+
+
 def within_class_covariance(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """S_w = 1/N sum over classes c and images i of c of (x_i - mean_c)(x_i - mean_c)^T."""
     x = np.asarray(embeddings, dtype=np.float64)

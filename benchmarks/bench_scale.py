@@ -176,10 +176,7 @@ def main() -> None:
     )
     rows = memory_rows(args.memory_images, args.batch_size)
     rows += extraction_rows(args.images, args.large_images)
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'what':<{width}} | measured | note |\n|{'-' * (width + 2)}|---|---|")
-    for what, value, note in rows:
-        print(f"| {what:<{width}} | {value} | {note} |")
+    print(summary.markdown(["what", "measured", "note"], rows))
     held = next(r for r in rows if r[0].startswith("large tensors alive"))
     # batch 32, channels_last: what evaluation uses on the CPU
     extract = next(r for r in rows if "batch 32, channels_last" in r[0] and "default" in r[0])

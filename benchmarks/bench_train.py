@@ -349,10 +349,7 @@ def main() -> None:
     )
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     rows.append(("peak RSS of this benchmark process", f"{rss:.0f} MiB", ""))
-    width = max(len(r[0]) for r in rows)
-    print(f"| {'what':<{width}} | measured | note |\n|{'-' * (width + 2)}|---|---|")
-    for what, value, note in rows:
-        print(f"| {what:<{width}} | {value} | {note} |")
+    print(summary.markdown(["what", "measured", "note"], rows))
 
 
 if __name__ == "__main__":

@@ -2,32 +2,64 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+PARTIAL_SUFFIX = ".partial"  # unfinished atomic writes; never matched by Lightning's "*.ckpt" globs
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write to a temporary file in the same folder, fsync, then rename over `path`."""
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename inside `folder` durable (where the OS lets a folder be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _file_mode() -> int:
+    """The mode open() would give a new file: 0o666 less the process umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
+    """A binary file that replaces `path` only when the block ends without an exception.
+
+    The data streams to a hidden temporary file beside `path` (`.<name>.<random>.partial`), is
+    fsynced, then renamed over `path`: a crash at any moment leaves the old file or the new one.
+    Streams, so a checkpoint is never held twice in memory.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; results are meant to be shared
+        os.chmod(tmp, _file_mode())  # mkstemp makes it owner-only; a checkpoint is an ordinary file
+        with os.fdopen(fd, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` to `path` through `atomic_file`."""
+    with atomic_file(path) as file:
+        file.write(data)
+    return Path(path)
 
 
 def json_safe(value: Any) -> Any:

@@ -12,17 +12,15 @@ What each piece guarantees (docs/reliability.md has the commands):
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import random
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -31,56 +29,16 @@ from lightning.pytorch.callbacks import Checkpoint
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from torch.utils.data import Sampler
 
+from marginface.io import PARTIAL_SUFFIX, atomic_file, atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 ERROR_FILE = "error.txt"
 CHECKPOINT_DIR = "checkpoints"
 LAST = "last.ckpt"
-PARTIAL_SUFFIX = ".partial"  # unfinished atomic writes; never matched by Lightning's "*.ckpt" globs
 
 
-# -- atomic files -------------------------------------------------------------------------------
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename inside `folder` durable (where the OS lets a folder be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _file_mode() -> int:
-    """The mode open() would give a new file: 0o666 less the process umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike) -> Iterator[IO[bytes]]:
-    """A binary file that replaces `path` only when the block ends without an exception.
-
-    The data streams to a hidden temporary file beside `path` (`.<name>.<random>.partial`), is
-    fsynced, then renamed over `path`: a crash at any moment leaves the old file or the new one.
-    Streams, unlike `marginface.io.atomic_write_bytes`, so a checkpoint is never held twice in memory.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX, dir=path.parent)
-    try:
-        os.chmod(tmp, _file_mode())  # mkstemp makes it owner-only; a checkpoint is an ordinary file
-        with os.fdopen(fd, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-
-
+# -- atomic files (marginface.io) ------------------------------------------------------------
 def remove_partials(folder: str | os.PathLike) -> list[Path]:
     """Delete temporary files left in `folder` by writes that a kill interrupted; returns them."""
     folder = Path(folder)
@@ -362,10 +320,8 @@ def write_failure(run_dir: str | os.PathLike, error: BaseException) -> Path:
         "",
         *traceback.format_exception(error),
     ]
-    path = Path(run_dir) / ERROR_FILE
-    with atomic_file(path) as file:
-        file.write("\n".join(line.rstrip("\n") for line in lines).encode() + b"\n")
-    return path
+    text = "\n".join(line.rstrip("\n") for line in lines) + "\n"
+    return atomic_write_bytes(Path(run_dir) / ERROR_FILE, text.encode())
 
 
 def records_failure(function: Callable[..., Any]) -> Callable[..., Any]:

@@ -27,7 +27,7 @@ def check_run(run_dir: Path) -> None:
         run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
     assert state["state_dict"]["head.weight"].shape == (4, 16)
-    assert "train/loss" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss_epoch" in (run_dir / "csv" / "metrics.csv").read_text().splitlines()[0]
 
 
 @pytest.mark.slow

@@ -27,6 +27,8 @@ import torch.nn.functional as F
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from marginface.evaluate import head_size
+from marginface.io import write_json
 from marginface.report.runs import HEAD_ORDER
 
 #: identities of public training sets, marked on the figures
@@ -69,12 +71,7 @@ def build_head(cfg: DictConfig | Mapping, num_classes: int, dim: int, device: st
 
 def count(cfg: DictConfig | Mapping, num_classes: int, dim: int) -> dict[str, int]:
     """Parameters and their bytes of the head with `num_classes` classes (no memory used)."""
-    head = build_head(cfg, num_classes, dim, "meta")
-    params = list(head.parameters())
-    return {
-        "parameters": sum(p.numel() for p in params),
-        "bytes": sum(p.numel() * p.element_size() for p in params),
-    }
+    return head_size(build_head(cfg, num_classes, dim, "meta"))
 
 
 def step_bytes(weight_bytes: int, batch: int, num_classes: int, itemsize: int = 4) -> int:
@@ -292,10 +289,7 @@ def format_table(data: Mapping[str, Any]) -> str:
 
 
 def save(data: Mapping[str, Any], path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")
-    return path
+    return write_json(path, data)
 
 
 def load(path: str | Path) -> dict[str, Any]:

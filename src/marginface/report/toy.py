@@ -120,8 +120,7 @@ def toy_features(run_dir: str | Path) -> dict[str, Any]:
     datamodule, module = build(OmegaConf.create(ckpt["marginface_config"]))
     module.load_state_dict(ckpt["state_dict"])
     module.eval()
-    known = torch.cat([datamodule.train_index, datamodule.val_index])
-    images, labels = datamodule._stack(known)
+    images, labels = datamodule.training_identities()
     open_images, _ = datamodule.open_set()
     return {
         "features": module.backbone(to_float(images)).numpy(),

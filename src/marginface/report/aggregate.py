@@ -62,7 +62,6 @@ def is_baseline(run: Run) -> bool:
 class Paired:
     """Row minus its softmax partner (same fold, seed and recipe) on one metric."""
 
-    row: str
     metric: Metric
     interval: Interval
     pairs: list[tuple[int, int]]
@@ -101,5 +100,5 @@ def paired_table(group: Group, metrics=COMPARED) -> dict[str, list[Paired]]:
             a = {r.key: m.of(r) for r, _ in matched}
             b = {r.key: m.of(s) for r, s in matched}
             interval, keys = paired_ci(a, b)
-            out[row].append(Paired(row, m, interval, keys))
+            out[row].append(Paired(m, interval, keys))
     return out

@@ -27,7 +27,7 @@ from marginface.report.aggregate import (
     row_table,
 )
 from marginface.report.diagnostics import target_logit_gradient
-from marginface.report.runs import Collection, Group, Run, collect
+from marginface.report.runs import Group, Run, collect
 from marginface.report.stats import Interval, mean_ci
 
 ANGLE_EDGES = np.linspace(0.0, 180.0, 91)
@@ -150,19 +150,17 @@ def learning_curves(runs: Sequence[Run]) -> dict[str, tuple[np.ndarray, np.ndarr
 
 # -- the report -----------------------------------------------------------------------------------
 class Report:
-    """Collects markdown lines, CSV rows and figure paths while the sections are written."""
+    """Collects markdown lines and summary sentences while the sections are written."""
 
-    def __init__(self, collection: Collection, out: Path) -> None:
-        self.collection, self.out = collection, out
+    def __init__(self, out: Path) -> None:
+        self.out = out
         self.lines: list[str] = []
-        self.figures: list[Path] = []
         self.summary: list[tuple[int, str]] = []  # (section, sentence): printed by section
 
     def add(self, *lines: str) -> None:
         self.lines.extend(lines)
 
     def figure(self, path: Path, caption: str) -> None:
-        self.figures.append(path)
         self.add(f"![{caption}]({rel(path, self.out)})", "", f"*{caption}*", "")
 
 
@@ -620,7 +618,7 @@ def build_report(
     collection = collect(root)
     out = Path(out) if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
-    rep = Report(collection, out)
+    rep = Report(out)
     groups = collection.groups
     tables = {g.key: row_table(g) for g in groups}
     paired = {g.key: paired_table(g) for g in groups}

@@ -51,7 +51,6 @@ class Run:
 
     path: Path
     results: dict[str, Any]
-    group: str = ""
     row: str = ""
     context: str = ""
 
@@ -119,7 +118,6 @@ class Group:
 class Collection:
     """Everything found under a folder: usable runs in groups, and the problems."""
 
-    root: Path
     groups: list[Group]
     problems: list[Problem]
     superseded: list[Problem]
@@ -276,7 +274,7 @@ def collect(root: str | Path) -> Collection:
             reason = "started (.hydra present) but wrote no results.json: failed, killed or still running"
             problems.append(Problem(folder, reason + (f"; {why}" if why else "")))
     groups, superseded = _group(runs)
-    return Collection(root, groups, sorted(problems, key=lambda p: str(p.path)), superseded)
+    return Collection(groups, sorted(problems, key=lambda p: str(p.path)), superseded)
 
 
 def _group(runs: list[Run]) -> tuple[list[Group], list[Problem]]:
@@ -287,7 +285,6 @@ def _group(runs: list[Run]) -> tuple[list[Group], list[Problem]]:
         if key not in by_key:
             title, synthetic = describe(protocol)
             by_key[key] = Group(key, _slug(protocol, key), title, synthetic, protocol)
-        run.group = key
         by_key[key].runs.append(run)
     superseded: list[Problem] = []
     for group in by_key.values():

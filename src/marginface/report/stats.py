@@ -73,9 +73,6 @@ class Interval:
         """True when the whole interval lies on one side of zero (needs n >= 2)."""
         return self.lo is not None and self.hi is not None and (self.lo > 0 or self.hi < 0)
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "mean": self.mean, "lo": self.lo, "hi": self.hi, "std": self.std}
-
 
 def finite(values: Iterable[Any]) -> list[float]:
     """The values that are real finite numbers (None, NaN and Inf are unmeasured, not zero)."""

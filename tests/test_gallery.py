@@ -264,6 +264,12 @@ def test_unreadable_gallery_image_raises_or_is_skipped(embedder, tmp_path):
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         meta = enroll(embedder, tmp_path / "g", tmp_path / "g.faiss", on_error="skip")
     assert meta["labels"] == ["alice", "bob"]
+    # an image the model's crop cannot be cut from is skipped too, not raised while embedding
+    Image.new("L", (8, 8)).save(tmp_path / "g" / "bob" / "3.png")
+    cropping = dataclasses.replace(embedder, crop=(20, 16))
+    with pytest.warns(UserWarning, match="skipped 2 unreadable"):
+        meta = enroll(cropping, tmp_path / "g", tmp_path / "g.faiss", on_error="skip")
+    assert meta["labels"] == ["alice", "bob"]
 
 
 def test_queries_must_exist(tmp_path):
@@ -321,10 +327,12 @@ def test_a_wccn_run_carries_its_whitening_to_the_embedder_and_the_export(tmp_pat
     from marginface.whitening import CHECKPOINT_KEY
 
     run_dir = tmp_path / "run"
-    train(compose_config("train", [*TINY_ORL, "trainer.max_epochs=2", "eval.wccn=true"], run_dir))
+    overrides = ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=1", "eval.wccn=true"]
+    train(compose_config("train", [*TINY_ORL, *overrides], run_dir))
     GlobalHydra.instance().clear()
-    ckpts = sorted((run_dir / "checkpoints").glob("*.ckpt"))
-    assert ckpts and all(CHECKPOINT_KEY in load_checkpoint(path) for path in ckpts)
+    # the whitening was fit with the last weights: only last.ckpt carries it
+    assert CHECKPOINT_KEY in load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert CHECKPOINT_KEY not in load_checkpoint(run_dir / "checkpoints" / "best.ckpt")
     whitened = Embedder.from_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert whitened.whitening is not None
     raw = dataclasses.replace(whitened, whitening=None)

@@ -68,10 +68,10 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             torch.save(checkpoint, file)
 
 
-def add_to_checkpoints(folder: str | os.PathLike, key: str, value: Any) -> list[Path]:
-    """Add `key: value` to every *.ckpt in `folder`, each rewritten through AtomicCheckpointIO."""
+def add_to_checkpoints(paths: list[str | os.PathLike], key: str, value: Any) -> list[Path]:
+    """Add `key: value` to each checkpoint in `paths`, rewritten through AtomicCheckpointIO."""
     io = AtomicCheckpointIO()
-    paths = sorted(Path(folder).glob("*.ckpt"))
+    paths = [Path(p) for p in paths]
     for path in paths:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         checkpoint[key] = value

@@ -26,6 +26,7 @@ from marginface.module import FaceModule
 from marginface.provenance import record_run
 from marginface.reliability import (
     CHECKPOINT_DIR,
+    LAST,
     AtomicCheckpointIO,
     add_to_checkpoints,
     epochs_trained,
@@ -148,8 +149,9 @@ def train(cfg: DictConfig) -> dict:
     embeddings = extract_embeddings(module.backbone, images, flip=cfg.eval.flip, device=device)
     embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
     if whitening is not None and trainer.is_global_zero:
-        # the checkpoints carry it, so evaluation, enrol/identify and export use the same map
-        add_to_checkpoints(run_dir / CHECKPOINT_DIR, CHECKPOINT_KEY, whitening.state())
+        # last.ckpt carries it (fit with these, the last weights; best.ckpt's weights may differ
+        # and get theirs fit at evaluation), so enrol/identify and export use the same map
+        add_to_checkpoints([run_dir / CHECKPOINT_DIR / LAST], CHECKPOINT_KEY, whitening.state())
     closed = closed_set_accuracy(
         module.backbone, module.head, *datamodule.closed_set(), device=device
     )

@@ -97,13 +97,13 @@ def list_gallery(root: str | os.PathLike) -> list[tuple[str, Path]]:
 
 
 def _readable_only(
-    items: list[tuple[str, Path]], channels: int, where: str
+    items: list[tuple[str, Path]], channels: int, crop: tuple[int, int] | None, where: str
 ) -> list[tuple[str, Path]]:
     """The items whose image decodes; the others are left out with one warning (on_error="skip")."""
     kept, skipped = [], []
     for identity, path in items:
         try:
-            decode_image(path, channels=channels)
+            decode_image(path, channels=channels, crop=crop)  # as Embedder.load_images will
         except DataError as error:
             skipped.append((str(path), str(error.__cause__ or error)))
             continue
@@ -129,7 +129,7 @@ def enroll(
     gallery_dir = Path(gallery_dir).expanduser()
     items = list_gallery(gallery_dir)
     if on_error == "skip":
-        items = _readable_only(items, embedder.channels, str(gallery_dir))
+        items = _readable_only(items, embedder.channels, embedder.crop, str(gallery_dir))
     paths = [path for _, path in items]
     embeddings, _ = embedder.embed_files(paths)
     vectors = as_unit_rows(embeddings, "gallery embeddings")

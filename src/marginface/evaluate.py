@@ -32,6 +32,12 @@ def uses_channels_last(module: nn.Module) -> bool:
     return False
 
 
+def default_eval_batch(device: torch.device | str) -> int:
+    """32 on the CPU, where small batches keep the activations in cache (about 3x the throughput of
+    256 for the default backbone, benchmarks/bench_scale.py); 256 on an accelerator."""
+    return 32 if torch.device(device).type == "cpu" else 256
+
+
 @torch.no_grad()
 def extract_embeddings(
     backbone: nn.Module,
@@ -43,13 +49,10 @@ def extract_embeddings(
 ) -> np.ndarray:
     """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed.
 
-    `batch_size` None: 32 on the CPU, where small batches keep the activations in cache (about 3x
-    the throughput of 256 for the default backbone, benchmarks/bench_scale.py), 256 elsewhere.
+    `batch_size` None: `default_eval_batch(device)`.
     Inputs follow the backbone's memory format (NHWC when its weights are channels_last).
     """
-    device = torch.device(device)
-    if batch_size is None:
-        batch_size = 32 if device.type == "cpu" else 256
+    batch_size = batch_size or default_eval_batch(device)
     layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
     was_training = backbone.training
     backbone.eval()
@@ -104,12 +107,13 @@ def closed_set_accuracy(
     head: nn.Module,
     images: torch.Tensor,
     labels: torch.Tensor,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> float | None:
     """Share of held-out images of training identities whose argmax head logit (no margin) is their class."""
     if len(labels) == 0:
         return None
+    batch_size = batch_size or default_eval_batch(device)
     layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
     was = backbone.training, head.training
     backbone.eval(), head.eval()

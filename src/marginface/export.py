@@ -172,16 +172,15 @@ def export(
     net = EmbeddingNet(embedder.backbone, embedder.flip, embedder.whitening).eval()
     files = list(parity_images) if parity_images else parity_files(parity_count)
     images, _ = embedder.load_images(files)
-    example = to_float(
-        images[:2].clone()
-    )  # another batch size than the check's: the batch axis must stay free
+    # another batch size than the check's: the batch axis must stay free (to_float copies)
+    example = to_float(images[:2])
     if fmt == "onnx":
         export_onnx(net, example, out, dynamo=dynamo)
     else:
         export_torchscript(net, example, out)
     reference = embedder.embed(images)  # the evaluation's own code path
     diff = check_parity(
-        reference, run_exported(out, fmt, to_float(images.clone())), atol, f"{fmt} model {out}"
+        reference, run_exported(out, fmt, to_float(images)), atol, f"{fmt} model {out}"
     )
     message = f"parity: max |embedding difference| {diff:.3g} <= {atol:g} over {len(files)} images ({fmt} vs PyTorch)"
     print(message)

@@ -9,7 +9,7 @@ Prints one table:
   (storages of >= 1 MiB) against the bytes of the resized data set. "Held once" means exactly one
   storage of that size is alive and every split is an index view into it.
 
-    .venv/bin/python benchmarks/bench_scale.py [--images 20000] [--memory-images 40000]
+    .venv/bin/python benchmarks/bench_scale.py [--images 10000] [--memory-images 40000]
 """
 
 from __future__ import annotations

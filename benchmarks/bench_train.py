@@ -6,7 +6,7 @@ torch.compile);
 a bare PyTorch loop vs Lightning over the same model, data and batch size; step time with
 in-memory synthetic batches vs the real ORL loader; the open-set evaluation of ORL; peak RSS.
 
-    .venv/bin/python benchmarks/bench_train.py [--steps 30]
+    .venv/bin/python benchmarks/bench_train.py [--steps 20]
 """
 
 from __future__ import annotations

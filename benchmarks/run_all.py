@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run_all.py [--quick]
 
 Order: training-side speed (bench_train), heads (bench_heads), metrics and search (bench_metrics),
+evaluation at scale and memory (bench_scale),
 then the wall time of the default `make train` run (train + evaluation, after set-up).
 Figures are recorded in docs/benchmarks.md with the date and machine.
 """

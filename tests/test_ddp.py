@@ -58,6 +58,11 @@ def test_train_in_process_with_ddp_spawn(tiny_train_cfg, tmp_path):
         "threads=1",
         "++head.sharded=true",
     )
-    results = train(cfg)
+    try:
+        results = train(cfg)
+    except torch.multiprocessing.ProcessExitedException:
+        # a worker killed by a signal (gloo aborts now and then, about 1 run in 10 here) is retried
+        # once, as tests/spawned.py does; a failed check raises something else and is not
+        results = train(cfg)
     assert results["closed_set"]["accuracy"] is not None
     check_run(tmp_path)

@@ -53,19 +53,15 @@ def machine_memory() -> int:
     raise RuntimeError("MemTotal not in /proc/meminfo")
 
 
-def build_head(mode: str, classes: int, dim: int, rate: float):
-    from marginface.heads import ArcFaceHead
-    from marginface.heads.sharded import ShardedHead
+def head_of_mode(mode: str, classes: int, dim: int, rate: float):
+    """The ArcFace head of `mode` (plain, sharded, sampled, sharded_sampled), placed on this rank."""
+    from marginface.training.factory import build_head
 
-    if mode == "plain":
-        return ArcFaceHead(dim, classes)
-    sharded = mode.startswith("sharded")
-    with torch.device("meta") if sharded else torch.device("cpu"):
-        inner = ArcFaceHead(dim, classes)
-    head = ShardedHead(
-        inner, sample_rate=rate if mode.endswith("sampled") else 1.0, sharded=sharded
-    )
-    head.setup_shard()
+    options = {"sharded": mode.startswith("sharded")}
+    options["sample_rate"] = rate if mode.endswith("sampled") else 1.0
+    head = build_head({"_target_": "marginface.heads.ArcFaceHead"}, dim, classes, options)
+    if mode != "plain":
+        head.setup_shard()
     return head
 
 
@@ -74,7 +70,7 @@ def run_steps(job: dict, classes: int, steps: int, rank: int, world: int):
     local = job["batch"] // world
     x = torch.randn(local, job["dim"], requires_grad=True)
     labels = torch.randint(0, classes, (local,))
-    head = build_head(job["mode"], classes, job["dim"], job["rate"])
+    head = head_of_mode(job["mode"], classes, job["dim"], job["rate"])
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     times = []
     for _ in range(steps):

@@ -104,7 +104,7 @@ def bare_vs_lightning(batch_size: int, epochs: int, tiny: bool = False) -> dict[
 
     from marginface.data import FaceDataModule, load_orl
     from marginface.data.transforms import augment, to_float
-    from marginface.module import FaceModule
+    from marginface.training.module import FaceModule
 
     aug = {"flip": True, "shift": 3}
     dm = FaceDataModule(load_orl(), batch_size=batch_size, augment=aug)

@@ -17,7 +17,7 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_loss_builds_a_head_with_the_training_classes(tiny_train_cfg, loss):
-    from marginface.train import build
+    from marginface.training.factory import build
 
     cfg = tiny_train_cfg(f"loss={loss}")
     dm, module = build(cfg)

@@ -15,7 +15,7 @@ from marginface.data.transforms import resize_uint8, to_float
 from marginface.embedder import Embedder
 from marginface.evaluate import extract_embeddings
 from marginface.export import ParityError, check_parity, default_out, run_export, run_exported
-from marginface.train import train
+from marginface.training.fit import train
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from marginface.module import classification_loss
+from marginface.training.module import classification_loss
 
 
 def test_mse_criterion_is_squared_error_between_softmax_and_one_hot():
@@ -43,7 +43,7 @@ def test_channels_last_changes_the_layout_not_the_numbers():
 
     from marginface.backbones import SmallFaceNet
     from marginface.heads import ArcFaceHead
-    from marginface.module import FaceModule
+    from marginface.training.module import FaceModule
 
     torch.manual_seed(0)
     net = SmallFaceNet(
@@ -66,7 +66,7 @@ def test_compiled_training_forward_matches_eager_and_keeps_checkpoint_keys():
 
     from marginface.backbones import SmallFaceNet
     from marginface.heads import ArcFaceHead
-    from marginface.module import FaceModule
+    from marginface.training.module import FaceModule
 
     torch.manual_seed(0)
     net = SmallFaceNet(input_size=(28, 24), widths=(4, 8, 8, 8), embedding_dim=8)

@@ -26,10 +26,11 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
-import marginface.train
+import marginface.training.fit
 from helpers import TINY, compose_config
 from marginface.data.base import DataError
 from marginface.data.folder import load_folder
+from marginface.data.samplers import EpochShuffleSampler
 from marginface.heads import (
     AMSoftmaxHead,
     ArcFaceHead,
@@ -42,16 +43,10 @@ from marginface.io import write_json
 from marginface.metrics.identification import identification_metrics
 from marginface.metrics.retrieval import retrieval_metrics
 from marginface.metrics.verification import verification_metrics
-from marginface.reliability import (
-    AtomicCheckpointIO,
-    EpochShuffleSampler,
-    NonFiniteError,
-    NonFiniteGuard,
-    SeedEachEpoch,
-    records_failure,
-    resume_path,
-)
 from marginface.search import FlatSearch
+from marginface.training.callbacks import NonFiniteError, NonFiniteGuard, SeedEachEpoch
+from marginface.training.checkpoints import AtomicCheckpointIO, resume_path
+from marginface.training.failures import records_failure
 
 ROOT = Path(__file__).resolve().parents[1]
 # tiny, deterministic, three epochs of two batches, no figures, one thread (fast on a busy machine)
@@ -70,9 +65,9 @@ def compose_run():
 
 def add_callback(monkeypatch: pytest.MonkeyPatch, callback: L.Callback) -> None:
     """Give the next train() calls one more callback (a simulated crash or corruption)."""
-    original = marginface.train.training_callbacks
+    original = marginface.training.fit.training_callbacks
     monkeypatch.setattr(
-        marginface.train,
+        marginface.training.fit,
         "training_callbacks",
         lambda seed, run_dir: [*original(seed, run_dir), callback],
     )
@@ -180,7 +175,7 @@ def test_a_results_write_killed_midway_leaves_the_old_results(tmp_path):
 def test_resume_path_finds_last_cleans_up_and_keeps_the_curves(tmp_path, caplog):
     folder = tmp_path / "checkpoints"
     assert resume_path(None, tmp_path) is None and resume_path("", tmp_path) is None
-    with caplog.at_level(logging.WARNING, logger="marginface.reliability"):
+    with caplog.at_level(logging.WARNING, logger="marginface.training.checkpoints"):
         assert resume_path("last", tmp_path) is None
     assert "training from scratch" in caplog.text and "hydra.run.dir" in caplog.text
     folder.mkdir()
@@ -219,16 +214,16 @@ def test_the_draws_of_an_epoch_do_not_depend_on_what_ran_before():
 
 
 def test_a_crashed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, compose_run):
-    straight = marginface.train.train(compose_run(tmp_path / "straight", "loss=arcface"))
+    straight = marginface.training.fit.train(compose_run(tmp_path / "straight", "loss=arcface"))
     run = tmp_path / "crashed"
     with monkeypatch.context() as patch:
         add_callback(patch, CrashAt(epoch=2, batch=1))
         with pytest.raises(RuntimeError, match="simulated crash"):
-            marginface.train.train(compose_run(run, "loss=arcface"))
+            marginface.training.fit.train(compose_run(run, "loss=arcface"))
     assert (run / "error.txt").read_text().startswith("RuntimeError: simulated crash")
     assert not (run / "results.json").exists()
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
-    resumed = marginface.train.train(compose_run(run, "loss=arcface", "ckpt_path=last"))
+    resumed = marginface.training.fit.train(compose_run(run, "loss=arcface", "ckpt_path=last"))
     assert resumed["open_set"] == straight["open_set"]
     assert resumed["closed_set"] == straight["closed_set"]
     assert not (run / "error.txt").exists()
@@ -290,7 +285,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
 ):
     add_callback(monkeypatch, PoisonAt(epoch=1, batch=0))
     with pytest.raises(NonFiniteError) as err:
-        marginface.train.train(compose_run(tmp_path, "loss=arcface", "trainer.max_epochs=2"))
+        marginface.training.fit.train(compose_run(tmp_path, "loss=arcface", "trainer.max_epochs=2"))
     message = str(err.value)
     assert "non-finite loss at global step 2 (epoch 1), loss nan, head ArcFaceHead(" in message
     assert "scale=32" in message and "last.ckpt (end of epoch 0), untouched" in message

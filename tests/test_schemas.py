@@ -138,15 +138,15 @@ def test_data_options_of_the_readers_are_known(compose_train):
 
 
 def test_train_fails_before_reading_any_data(tiny_train_cfg, monkeypatch, tmp_path):
-    import marginface.train
+    import marginface.training.fit
 
     def no_data(cfg):
         raise AssertionError("data was loaded before the config was checked")
 
-    monkeypatch.setattr(marginface.train, "build", no_data)
+    monkeypatch.setattr(marginface.training.fit, "build", no_data)
     cfg = tiny_train_cfg("+loss.margn=0.3")
     with pytest.raises(ConfigError, match="loss.margn"):
-        marginface.train.train(cfg)
+        marginface.training.fit.train(cfg)
     error = (Path(cfg.paths.output_dir) / "error.txt").read_text()
     assert error.startswith("ConfigError: invalid config (1 problem)")
 

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import TINY, compose_config
 from marginface.evaluate import evaluate
-from marginface.train import train
+from marginface.training.fit import train
 
 VERIFICATION_KEYS = {
     "auc",

@@ -249,11 +249,10 @@ def load_model(ckpt_path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
     """(backbone, head, checkpoint dict) rebuilt from the config stored in a training checkpoint."""
     ckpt = load_checkpoint(ckpt_path)
     backbone = backbone_from_checkpoint(ckpt, ckpt_path)
-    head = instantiate(
-        OmegaConf.create(ckpt["marginface_config"]).loss,
-        embedding_dim=backbone.embedding_dim,
-        num_classes=ckpt["num_classes"],
-    )
+    from marginface.training.factory import build_head
+
+    loss_cfg = OmegaConf.create(ckpt["marginface_config"]).loss
+    head = build_head(loss_cfg, backbone.embedding_dim, ckpt["num_classes"])
     _load_part(head, ckpt["state_dict"], "head.", ckpt_path)
     return backbone, head, ckpt
 

@@ -19,7 +19,8 @@ from marginface.heads import (
     SoftmaxHead,
 )
 from marginface.heads.partial_fc import remap_labels, sample_classes
-from marginface.heads.sharded import ShardedHead, build_head, gather_head
+from marginface.heads.sharded import ShardedHead, gather_head
+from marginface.training.factory import build_head
 from spawned import (
     CLASSES,
     DIM,
@@ -146,13 +147,13 @@ def test_wrong_uses_are_named():
     with pytest.raises(RuntimeError, match="setup_shard"):
         unplaced(torch.zeros(2, DIM), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="unknown head options"):
-        build_head({"_target_": "marginface.heads.ArcFaceHead"}, {"shard": True}, DIM, CLASSES)
+        build_head({"_target_": "marginface.heads.ArcFaceHead"}, DIM, CLASSES, {"shard": True})
 
 
 def test_build_head_allocates_nothing_until_placed():
     cfg = {"_target_": "marginface.heads.ArcFaceHead", "scale": 10.0, "margin": 0.5}
-    assert type(build_head(cfg, None, DIM, CLASSES)) is ArcFaceHead
-    head = build_head(cfg, {"sharded": True, "sample_rate": 0.5}, DIM, CLASSES)
+    assert type(build_head(cfg, DIM, CLASSES)) is ArcFaceHead
+    head = build_head(cfg, DIM, CLASSES, {"sharded": True, "sample_rate": 0.5})
     assert isinstance(head, ShardedHead) and head.weight.is_meta and head.rows is None
     torch.manual_seed(0)
     head.setup_shard()  # no process group: rank 0 of 1 holds every class

@@ -10,9 +10,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from marginface.data.base import DataError, FaceSet, LazyFaceSet
+from marginface.data.samplers import EpochShuffleSampler
 from marginface.data.splits import holdout_per_identity, identity_folds
 from marginface.data.transforms import augment, match_channels, resize_uint8, to_float
-from marginface.reliability import EpochShuffleSampler
 
 
 class _Indexed(Dataset):

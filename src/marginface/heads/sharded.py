@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
-from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -368,32 +366,6 @@ class ShardedHead(nn.Module):
 def _placeholder(parameter: torch.Tensor) -> nn.Parameter:
     """A storage-free stand-in of the same shape, so the wrapped head keeps no second matrix."""
     return nn.Parameter(torch.empty(parameter.shape, dtype=parameter.dtype, device="meta"))
-
-
-def build_head(
-    loss_cfg: Any, head_cfg: Any, embedding_dim: int, num_classes: int
-) -> MarginHead | ShardedHead:
-    """The `loss` config's head; wrapped in a ShardedHead when `head` asks for sharding or sampling.
-
-    head_cfg: None or a mapping with `sharded` (bool) and `sample_rate` (in (0, 1]). A sharded head
-    is built on the meta device, so that the whole matrix is never allocated: each rank allocates
-    its block in setup_shard().
-    """
-    from hydra.utils import instantiate
-
-    options = dict(head_cfg or {})
-    sharded = options.pop("sharded", False)
-    sample_rate = options.pop("sample_rate", 1.0)
-    if options:
-        raise ValueError(
-            f"unknown head options {sorted(options)}; the head group takes sharded and sample_rate "
-            "(docs/distributed.md)"
-        )
-    if not sharded and sample_rate == 1.0:
-        return instantiate(loss_cfg, embedding_dim=embedding_dim, num_classes=num_classes)
-    with torch.device("meta") if sharded else nullcontext():
-        head = instantiate(loss_cfg, embedding_dim=embedding_dim, num_classes=num_classes)
-    return ShardedHead(head, sample_rate=sample_rate, sharded=sharded)
 
 
 def gather_head(head: nn.Module) -> nn.Module:

@@ -1,6 +1,6 @@
 """What one trained model says beyond results.json: softmax confidence, the KL identity, angle statistics.
 
-`write_diagnostics` runs at the end of training (marginface.train) and writes diagnostics.json beside
+`write_diagnostics` runs at the end of training (marginface.training.fit) and writes diagnostics.json beside
 results.json; the report reads it when present. `target_logit_gradient` is the analytic side of the
 cross-entropy checks and needs no model.
 
@@ -190,9 +190,9 @@ def target_logit_gradient(
 
     Logits: 0 for the C-1 other classes and log(p (C-1) / (1-p)) for the target, so softmax gives
     the target exactly p. Both gradients come from autograd through the training loss
-    (marginface.module.classification_loss); CE's analytic value p - 1 is returned beside them.
+    (marginface.training.module.classification_loss); CE's analytic value p - 1 is returned beside them.
     """
-    from marginface.module import classification_loss
+    from marginface.training.module import classification_loss
 
     p = torch.as_tensor(np.asarray(probabilities, dtype=np.float64))
     target_logit = torch.log(p * (num_classes - 1) / (1.0 - p))

@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from marginface.evaluate import head_size
 from marginface.io import write_json
 from marginface.report.runs import HEAD_ORDER
+from marginface.training.factory import build_head
 
 #: identities of public training sets, marked on the figures
 DATASETS = {"CASIA-WebFace": 10_572, "MS1M": 85_742, "WebFace42M": 2_059_906}
@@ -64,14 +64,9 @@ def head_configs(
     return {n: OmegaConf.load(found[n]) for n in names}
 
 
-def build_head(cfg: DictConfig | Mapping, num_classes: int, dim: int, device: str | torch.device):
-    with torch.device(device):
-        return instantiate(cfg, embedding_dim=dim, num_classes=num_classes)
-
-
 def count(cfg: DictConfig | Mapping, num_classes: int, dim: int) -> dict[str, int]:
     """Parameters and their bytes of the head with `num_classes` classes (no memory used)."""
-    return head_size(build_head(cfg, num_classes, dim, "meta"))
+    return head_size(build_head(cfg, dim, num_classes, device="meta"))
 
 
 def step_bytes(weight_bytes: int, batch: int, num_classes: int, itemsize: int = 4) -> int:
@@ -105,7 +100,7 @@ def run_steps(
     """Build the head for real and time `repeats` training steps; the tensors it held, in bytes."""
     device = torch.device(device)
     torch.manual_seed(seed)
-    head = build_head(cfg, num_classes, dim, device)
+    head = build_head(cfg, dim, num_classes, device=device)
     head.anneal(1000)  # L-Softmax / SphereFace past their start-up blend, as in most of training
     optimizer = torch.optim.SGD(head.parameters(), lr=0.1, momentum=0.9)
     embeddings = torch.randn(batch, dim, device=device, requires_grad=True)

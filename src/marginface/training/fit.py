@@ -5,13 +5,12 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 import torch
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from marginface.evaluate import (
     apply_wccn,
@@ -20,37 +19,24 @@ from marginface.evaluate import (
     evaluate_embeddings,
     extract_embeddings,
 )
-from marginface.heads.sharded import build_head, gather_head
+from marginface.heads.sharded import gather_head
 from marginface.io import write_json
-from marginface.module import FaceModule
 from marginface.provenance import record_run
-from marginface.reliability import (
+from marginface.report.diagnostics import write_diagnostics
+from marginface.schemas import validate_config
+from marginface.training.callbacks import ConfigInCheckpoint, epochs_trained, training_callbacks
+from marginface.training.checkpoints import (
     CHECKPOINT_DIR,
     LAST,
     AtomicCheckpointIO,
     add_to_checkpoints,
-    epochs_trained,
-    records_failure,
     resume_path,
-    training_callbacks,
 )
-from marginface.report.diagnostics import write_diagnostics
-from marginface.schemas import validate_config
+from marginface.training.factory import build, loss_name
+from marginface.training.failures import records_failure
 from marginface.whitening import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)
-
-
-def loss_name(cfg: DictConfig) -> str:
-    """The `loss=` choice of this run (from Hydra when it runs the job, else from the head's class)."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        choice = HydraConfig.get().runtime.choices.get("loss")
-        if choice:
-            return str(choice)
-    target = str(cfg.loss.get("_target_", "unknown")).rsplit(".", 1)[-1]
-    return target.removesuffix("Head").lower()
 
 
 def _fmt(value: float | None) -> str:
@@ -61,42 +47,6 @@ def output_dir(cfg: DictConfig) -> Path:
     path = Path(cfg.paths.output_dir)
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-class _ConfigInCheckpoint(L.Callback):
-    """Store what `scripts/evaluate.py` needs to rebuild the model next to the weights."""
-
-    def __init__(self, cfg: DictConfig, num_classes: int, loss: str) -> None:
-        self.config = OmegaConf.to_container(cfg, resolve=True)
-        self.num_classes, self.loss = num_classes, loss
-
-    def on_save_checkpoint(
-        self, trainer: L.Trainer, module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        checkpoint["marginface_config"] = self.config
-        checkpoint["num_classes"] = self.num_classes
-        checkpoint["loss_name"] = self.loss
-
-
-def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
-    """(datamodule, module) from the config, the datamodule already set up."""
-    datamodule = instantiate(cfg.data)
-    datamodule.setup()
-    backbone = instantiate(cfg.backbone)
-    head = build_head(  # heads/sharded.py: the plain head unless head.sharded / head.sample_rate
-        cfg.loss, cfg.get("head"), backbone.embedding_dim, datamodule.num_classes
-    )
-    scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
-    module = FaceModule(
-        backbone,
-        head,
-        optimizer=instantiate(cfg.optimizer),
-        scheduler=scheduler,
-        criterion=cfg.get("criterion", "ce"),
-        channels_last=bool(cfg.get("channels_last", False)),
-        compile=bool(cfg.get("compile", False)),
-    )
-    return datamodule, module
 
 
 @records_failure  # an exception leaves <run dir>/error.txt (docs/reliability.md)
@@ -115,10 +65,10 @@ def train(cfg: DictConfig) -> dict:
         filename="best",
         monitor="val/accuracy",
         mode="max",
-        save_last=False,  # last.ckpt is written at every epoch end by reliability.EpochCheckpoint
+        save_last=False,  # last.ckpt is written at every epoch end by training.callbacks.EpochCheckpoint
         auto_insert_metric_name=False,
     )
-    callbacks = [checkpoint, _ConfigInCheckpoint(cfg, datamodule.num_classes, name)]
+    callbacks = [checkpoint, ConfigInCheckpoint(cfg, datamodule.num_classes, name)]
     callbacks += training_callbacks(int(cfg.seed), run_dir)  # last.ckpt, per-epoch seeds, NaN guard
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: L.Trainer = instantiate(

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, its callbacks, checkpoints, building from config, and train(cfg)."""

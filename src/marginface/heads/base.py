@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marginface.heads.head import Head
+
 
 def check_int(name: str, value: object, minimum: int) -> int:
     """`value` as an int, or ValueError naming `name`, the value and the allowed range."""
@@ -112,7 +114,7 @@ class ClassLinear(torch.autograd.Function):
         return grad_inputs, grad_weight, None, None
 
 
-class MarginHead(nn.Module):
+class MarginHead(Head):
     """Shared base of the heads: weight (num_classes, embedding_dim), cosine logits, target margin.
 
     Every logit is read as f_j = r_j * cos(theta_j), with r_j the radius: the scale s for the cosine
@@ -154,6 +156,35 @@ class MarginHead(nn.Module):
         correction = self.target_correction(target, target_norm, embeddings)
         # only the B target entries change; in place, since nothing saved the logits for backward
         return logits.scatter_add_(1, index, correction.to(logits.dtype))
+
+    def block_logits(
+        self,
+        embeddings: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Logits of the classes whose rows are `weight`, the margin on each row's `target` column.
+
+        For a class matrix split in blocks (heads/sharded.py): `target` (B,) is each row's label
+        column in this block, or -1 where the label lies in another block (that row gets no
+        margin); None: no margin at all. `bias` is the block's bias, for heads that have one.
+        """
+        if target is None:
+            index = torch.zeros(len(embeddings), 0, dtype=torch.long, device=embeddings.device)
+        else:
+            # rows whose label is elsewhere point at column 0 and get no correction
+            index = target.clamp_min(0).unsqueeze(1)
+        logits, target_logit, target_norm = ClassLinear.apply(
+            self.project(embeddings), weight, index, self.normalize_weight
+        )
+        if target is None:
+            return logits
+        rows = (target >= 0).nonzero().squeeze(1)
+        correction = self.target_correction(target_logit[rows], target_norm[rows], embeddings[rows])
+        full = correction.new_zeros(len(embeddings), 1).index_put((rows,), correction)
+        # in place, as in forward: nothing saved the logits for backward
+        return logits.scatter_add_(1, index, full.to(logits.dtype))
 
     def cosine(self, embeddings: torch.Tensor) -> torch.Tensor:
         """cos(theta_j) of each embedding with each class weight, (B, num_classes), in [-1, 1]."""
@@ -232,18 +263,6 @@ class MarginHead(nn.Module):
     def anneal(self, step: int) -> None:
         """Set the schedule to optimizer step `step` (called before every training forward)."""
         check_int("step", step, 0)
-
-    def log_values(self) -> dict[str, float]:
-        """Values worth logging during training (e.g. the annealed lambda); none here."""
-        return {}
-
-    def head_size(self) -> dict[str, int]:
-        """Number of parameters and their bytes: the cost that grows with num_classes."""
-        params = list(self.parameters())
-        return {
-            "parameters": sum(p.numel() for p in params),
-            "bytes": sum(p.numel() * p.element_size() for p in params),
-        }
 
     def extra_repr(self) -> str:
         return f"embedding_dim={self.embedding_dim}, num_classes={self.num_classes}"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from marginface.distributed import (
@@ -17,9 +16,9 @@ from marginface.distributed import (
     scale_grad,
     shard_bounds,
 )
-from marginface.heads.base import ClassLinear, MarginHead, check_real
+from marginface.heads.base import MarginHead, check_real
+from marginface.heads.head import Head
 from marginface.heads.partial_fc import remap_labels, sample_classes
-from marginface.heads.softmax import SoftmaxHead
 
 
 class _ShardedCrossEntropy(torch.autograd.Function):
@@ -67,7 +66,7 @@ class _ShardedCrossEntropy(torch.autograd.Function):
         return grad, None
 
 
-class ShardedHead(nn.Module):
+class ShardedHead(Head):
     """A head whose class matrix is split over the ranks; forward with labels returns the loss.
 
     Each of the W ranks holds a contiguous block of about num_classes / W rows of the wrapped head's
@@ -92,14 +91,16 @@ class ShardedHead(nn.Module):
     softmax; r = 1 (the default) is no sampling. `sharded=False` keeps the whole matrix on every rank
     (replicated by DDP as usual) and samples locally: Partial FC on one device.
 
-    Every head is supported: the margin heads through their `project` / `target_correction`, the
-    softmax head through its logits W x + b. The rows are allocated by `setup_shard()`, once the
+    Every head without state is supported, through its `block_logits` (heads/base.py: the margin
+    heads' `project` / `target_correction`; softmax's W x + b); the wrapped head is an ordinary
+    submodule that lends its arithmetic and keeps any buffers, its class matrix held here. The
+    rows are allocated by `setup_shard()`, once the
     process group exists (FaceModule.configure_model calls it); the state dict holds the whole matrix
     under the wrapped head's names (assembled from the ranks on the host), so a checkpoint loads
     into the unsharded head, and into a sharded one on any number of ranks.
     """
 
-    #: FaceModule reads this: forward(embeddings, labels) returns the loss, not logits
+    #: forward(embeddings, labels) returns the loss, not logits (heads/head.py)
     computes_loss = True
 
     def __init__(self, head: MarginHead, sample_rate: float = 1.0, sharded: bool = True) -> None:
@@ -115,18 +116,27 @@ class ShardedHead(nn.Module):
         )
         self.sharded = sharded
         self.embedding_dim, self.num_classes = head.embedding_dim, head.num_classes
-        # the wrapped head lends its margin arithmetic; its matrix moves here (bypassing
-        # Module.__setattr__ keeps it out of the parameters and the state dict)
-        object.__setattr__(self, "inner", head)
-        self.weight = head.weight
-        self.bias = getattr(head, "bias", None)
+        own = dict(head.named_parameters(recurse=False))
+        meta_state = [name for name, b in head.named_buffers() if b.is_meta]
+        if meta_state:
+            raise ValueError(
+                f"{type(head).__name__} keeps state in buffers {meta_state}, which were built on the "
+                "meta device with the sharded matrix and hold no values: a head with state cannot be "
+                "sharded yet; use head.sharded=false (class sampling works without sharding)"
+            )
+        # the class matrix moves here, to be cut into this rank's block; the wrapped head keeps its
+        # margin arithmetic and its state (buffers), saved under its own names (state dict hooks)
+        self.weight = own["weight"]
+        self.bias = own.get("bias")
+        head.register_parameter("weight", None)
+        if self.bias is not None:
+            head.register_parameter("bias", None)
+        self.inner = head
         # an unallocated (meta) matrix waits for setup_shard; a real one is the whole matrix
         self.rows: tuple[int, int] | None = None if self.weight.is_meta else (0, self.num_classes)
         self.rank, self.world_size = 0, 1
         self.last_accuracy: torch.Tensor | None = None
-        head.weight = _placeholder(head.weight)
-        if self.bias is not None:
-            head.bias = _placeholder(head.bias)
+        self.register_state_dict_post_hook(_inner_state_under_own_names)
 
     # -- placement -------------------------------------------------------------------------
 
@@ -219,7 +229,7 @@ class ShardedHead(nn.Module):
             weight = weight.index_select(0, kept)
             bias = None if bias is None else bias.index_select(0, kept)
             target[local] = remap_labels(target[local], kept)
-        logits = self._block_logits(embeddings, weight, bias, target)
+        logits = self.inner.block_logits(embeddings, weight, bias, target)
         dtype = torch.promote_types(logits.dtype, torch.float32)
         loss, correct = _ShardedCrossEntropy.apply(logits.to(dtype), target)
         self.last_accuracy = correct.float().mean()
@@ -235,39 +245,12 @@ class ShardedHead(nn.Module):
             (step_seed * 1_000_003 + self.rank) % 2**63
         )
 
-    def _block_logits(
-        self,
-        embeddings: torch.Tensor,
-        weight: torch.Tensor,
-        bias: torch.Tensor | None,
-        target: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Logits of `weight`'s classes, with the margin on each row's target column (>= 0)."""
-        head = self.inner
-        if isinstance(head, SoftmaxHead):
-            return F.linear(embeddings, weight, bias)
-        if target is None:
-            index = torch.zeros(len(embeddings), 0, dtype=torch.long, device=embeddings.device)
-        else:
-            # rows whose label is elsewhere point at column 0 and get no correction
-            index = target.clamp_min(0).unsqueeze(1)
-        logits, target_logit, target_norm = ClassLinear.apply(
-            head.project(embeddings), weight, index, head.normalize_weight
-        )
-        if target is None:
-            return logits
-        rows = (target >= 0).nonzero().squeeze(1)
-        correction = head.target_correction(target_logit[rows], target_norm[rows], embeddings[rows])
-        full = correction.new_zeros(len(embeddings), 1).index_put((rows,), correction)
-        # in place, as in MarginHead.forward: nothing saved the logits for backward
-        return logits.scatter_add_(1, index, full.to(logits.dtype))
-
     def _inference_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
         if self.world_size == 1:
-            return self._block_logits(embeddings, self.weight, self.bias, None)
+            return self.inner.block_logits(embeddings, self.weight, self.bias, None)
         with torch.no_grad():
             everyone, sizes = gather_rows(embeddings.detach())
-            block = self._block_logits(everyone, self.weight, self.bias, None)
+            block = self.inner.block_logits(everyone, self.weight, self.bias, None)
             widths = [
                 stop - start
                 for start, stop in (
@@ -311,6 +294,10 @@ class ShardedHead(nn.Module):
     def _load_from_state_dict(
         self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
     ) -> None:
+        for name, _ in self.inner.named_buffers():
+            if prefix + name in state_dict:
+                # saved under the plain head's names: the wrapped head's own loader reads them
+                state_dict[f"{prefix}inner.{name}"] = state_dict.pop(prefix + name)
         names = ["weight"] + ([] if self.bias is None else ["bias"])
         for name in names:
             key = prefix + name
@@ -336,7 +323,9 @@ class ShardedHead(nn.Module):
             unexpected_keys.extend(
                 key
                 for key in state_dict
-                if key.startswith(prefix) and key[len(prefix) :] not in names
+                if key.startswith(prefix)
+                and key[len(prefix) :] not in names
+                and not key.startswith(f"{prefix}inner.")
             )
 
     # -- what the module and the results read ----------------------------------------------
@@ -346,6 +335,9 @@ class ShardedHead(nn.Module):
 
     def log_values(self) -> dict[str, float]:
         return self.inner.log_values()
+
+    def regularizer(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        return self.inner.regularizer(embeddings)
 
     def head_size(self) -> dict[str, int]:
         """Parameters and bytes of the whole head (all ranks together), as for the plain head."""
@@ -363,9 +355,13 @@ class ShardedHead(nn.Module):
         )
 
 
-def _placeholder(parameter: torch.Tensor) -> nn.Parameter:
-    """A storage-free stand-in of the same shape, so the wrapped head keeps no second matrix."""
-    return nn.Parameter(torch.empty(parameter.shape, dtype=parameter.dtype, device="meta"))
+def _inner_state_under_own_names(
+    module: nn.Module, state_dict: dict, prefix: str, local_metadata: dict
+) -> None:
+    """Save the wrapped head's buffers as `<prefix><name>`, as the plain head saves them."""
+    inner = prefix + "inner."
+    for key in [k for k in state_dict if k.startswith(inner)]:
+        state_dict[prefix + key[len(inner) :]] = state_dict.pop(key)
 
 
 def gather_head(head: nn.Module) -> nn.Module:

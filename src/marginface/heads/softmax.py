@@ -33,3 +33,13 @@ class SoftmaxHead(MarginHead):
         """Logits (B, num_classes); labels are checked but change nothing (no margin)."""
         self.check_inputs(embeddings, labels)
         return F.linear(embeddings, self.weight, self.bias)
+
+    def block_logits(
+        self,
+        embeddings: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        target: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """W x + b of a block of classes; the target changes nothing (no margin)."""
+        return F.linear(embeddings, weight, bias)

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marginface.heads.head import Head
+
 CRITERIA = ("ce", "mse")
 
 
@@ -42,7 +44,7 @@ class FaceModule(L.LightningModule):
     def __init__(
         self,
         backbone: nn.Module,
-        head: nn.Module,
+        head: Head,
         optimizer: Callable[..., torch.optim.Optimizer],
         scheduler: Callable[..., Any] | None = None,
         criterion: str = "ce",
@@ -53,7 +55,7 @@ class FaceModule(L.LightningModule):
         super().__init__()
         if criterion not in CRITERIA:
             raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-        if criterion != "ce" and getattr(head, "computes_loss", False):
+        if criterion != "ce" and head.computes_loss:
             raise ValueError(
                 f"a sharded head computes cross-entropy itself; criterion={criterion!r} needs "
                 "head.sharded=false (docs/distributed.md)"
@@ -78,8 +80,9 @@ class FaceModule(L.LightningModule):
         self._open_labels: list[torch.Tensor] = []
 
     def configure_model(self) -> None:
-        if hasattr(self.head, "setup_shard"):
-            self.head.setup_shard(self)  # its block of classes, once the process group exists
+        self.head.setup_shard(
+            self
+        )  # a sharded head's block of classes, once the process group exists
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Embeddings (not normalised) of a float image batch."""
@@ -103,9 +106,8 @@ class FaceModule(L.LightningModule):
     ) -> torch.Tensor:
         images, labels = batch
         images = self._layout(images)
-        if hasattr(self.head, "anneal"):
-            self.head.anneal(self.global_step)
-        if getattr(self.head, "computes_loss", False):
+        self.head.anneal(self.global_step)
+        if self.head.computes_loss:
             # a sharded head never builds the full logits: it returns the loss (heads/sharded.py)
             loss = self.head(self._train_backbone(images), labels)
             accuracy = self.head.last_accuracy
@@ -121,7 +123,7 @@ class FaceModule(L.LightningModule):
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         if self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss.detach(), prog_bar=True, batch_size=len(labels))
-            for key, value in getattr(self.head, "log_values", dict)().items():
+            for key, value in self.head.log_values().items():
                 self.log(f"train/{key}", float(value), batch_size=len(labels))
         return loss
 

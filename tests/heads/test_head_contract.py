@@ -96,3 +96,15 @@ def test_block_logits_of_the_whole_matrix_equal_forward(factory):
     torch.testing.assert_close(partial[[1, 3]], head(x)[[1, 3]])
     torch.testing.assert_close(partial[[0, 2]], head(x, y)[[0, 2]])
     assert F.cross_entropy(partial, y).isfinite()
+
+
+def test_the_label_range_is_read_on_the_host_only_for_cpu_labels_or_when_asked():
+    # meta tensors hold no values: reading one on the host (what a GPU would sync for) raises
+    head = ArcFaceHead(DIM, CLASSES)
+    x, y = torch.empty(2, DIM, device="meta"), torch.tensor([0, CLASSES + 3], device="meta")
+    head.check_inputs(x, y)  # off the CPU: no host read, so no error either
+    head.check_label_range = True
+    with pytest.raises((RuntimeError, NotImplementedError)):
+        head.check_inputs(x, y)
+    with pytest.raises(ValueError, match=r"\[0, num_classes=5\).*\[0, 8\]"):
+        head.check_inputs(torch.zeros(2, DIM), torch.tensor([0, CLASSES + 3]))

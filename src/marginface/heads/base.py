@@ -126,6 +126,8 @@ class MarginHead(Head):
 
     #: whether the logits use W's rows at unit norm (cosine heads, SphereFace) or as they are
     normalize_weight = True
+    #: also check the label range of batches on an accelerator (costs a device sync per step)
+    check_label_range = False
 
     def __init__(self, embedding_dim: int, num_classes: int, scale: float = 1.0) -> None:
         super().__init__()
@@ -254,7 +256,12 @@ class MarginHead(Head):
             )
         if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
             raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
-        if batch and (labels.min() < 0 or labels.max() >= self.num_classes):
+        # the range needs labels.min()/max() on the host: free on the CPU, but a device-to-host
+        # sync per training step on an accelerator, where the labels come from the datamodule's
+        # label map (in [0, num_classes) by construction) and an index past the matrix trips the
+        # device's own bounds assert; check_label_range=True checks there too (debugging)
+        on_host = labels.device.type == "cpu" or self.check_label_range
+        if batch and on_host and (labels.min() < 0 or labels.max() >= self.num_classes):
             raise ValueError(
                 f"labels must lie in [0, num_classes={self.num_classes}), got values in "
                 f"[{int(labels.min())}, {int(labels.max())}]"

@@ -14,6 +14,10 @@ from marginface.data.samplers import EpochShuffleSampler
 from marginface.data.splits import holdout_per_identity, identity_folds
 from marginface.data.transforms import augment, match_channels, resize_uint8, to_float
 
+#: names of the validation loaders (FaceDataModule.val_loader_names)
+CLOSED_SET = "closed_set"  # held-out images of the training identities: closed-set accuracy
+OPEN_SET = "open_set"  # images of identities never trained on: scored by embedding similarity
+
 
 class _Indexed(Dataset):
     """(uint8 image, label) pairs of `source` at `indices`, relabelled through `label_map`."""
@@ -165,12 +169,19 @@ class FaceDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_index, True, self.batch_size)
 
+    @property
+    def val_loader_names(self) -> tuple[str, ...]:
+        """What each loader of val_dataloader() holds, in order: CLOSED_SET (if any images are held
+        out of the training identities), then OPEN_SET."""
+        self._require_setup()
+        return (CLOSED_SET, OPEN_SET) if len(self.val_index) else (OPEN_SET,)
+
     def val_dataloader(self) -> list[DataLoader]:
-        """Closed-set held-out images (dataloader 0) and open-set images (dataloader 1)."""
-        loaders = [self._loader(self.open_index, False, self.eval_batch_size)]
-        if len(self.val_index):
-            loaders.insert(0, self._loader(self.val_index, False, self.eval_batch_size))
-        return loaders
+        """Held-out images of training identities and open-set images, as `val_loader_names` says."""
+        index = {CLOSED_SET: self.val_index, OPEN_SET: self.open_index}
+        return [
+            self._loader(index[name], False, self.eval_batch_size) for name in self.val_loader_names
+        ]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         images, labels = batch

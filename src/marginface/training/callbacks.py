@@ -1,4 +1,4 @@
-"""The callbacks every training run gets: epoch-end last.ckpt, per-epoch seeds, the NaN/Inf guard.
+"""The callbacks of a training run: epoch-end last.ckpt, per-epoch seeds, the NaN/Inf guard, the open-set monitor.
 
 - `EpochCheckpoint`: `<run dir>/checkpoints/last.ckpt` holds the state at the end of the latest epoch.
 - `SeedEachEpoch` (with data.samplers.EpochShuffleSampler): the data order and every random draw of an
@@ -6,6 +6,7 @@
   uninterrupted one.
 - `NonFiniteGuard`: a NaN/Inf loss or gradient stops training before the optimizer step, naming
   the step, the loss and the head; the last good checkpoint stays as it was.
+- `OpenSetMonitor`: the open-set EER/AUC learning curve, from all ranks' embeddings.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Checkpoint
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DistributedSampler
 
+from marginface.data.datamodule import OPEN_SET
 from marginface.data.samplers import epoch_seed
 from marginface.training.checkpoints import CHECKPOINT_DIR, LAST
 
@@ -95,6 +98,80 @@ class ConfigInCheckpoint(L.Callback):
         checkpoint["marginface_config"] = self.config
         checkpoint["num_classes"] = self.num_classes
         checkpoint["loss_name"] = self.loss
+
+
+class OpenSetMonitor(L.Callback):
+    """Log `open_set/eer` and `open_set/auc` of each validation epoch, over all ranks' open-set images.
+
+    A learning curve only: no checkpoint is selected on it (switch it off with eval.monitor=false).
+    FaceModule's validation_step returns the embeddings of the loader its datamodule names OPEN_SET;
+    under DDP each rank embeds its slice of that loader, and the slices are gathered back into the
+    data set's order before the pairs are scored, so every rank logs the single-process value.
+    """
+
+    def __init__(self) -> None:
+        self._embeddings: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+        self._loader: int | None = None
+
+    def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._embeddings, self._labels, self._loader = [], [], None
+
+    def on_validation_batch_end(
+        self,
+        trainer: L.Trainer,
+        pl_module: L.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        if pl_module.val_loader_name(dataloader_idx) != OPEN_SET:
+            return
+        self._embeddings.append(outputs["embeddings"].detach().float())
+        self._labels.append(outputs["labels"].detach())
+        self._loader = dataloader_idx
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from marginface.metrics.pairs import all_pairs, pair_scores
+        from marginface.metrics.verification import auc, eer
+
+        if not self._embeddings:
+            return
+        loader = _val_loader(trainer, self._loader)
+        embeddings = gather_in_order(pl_module, torch.cat(self._embeddings), loader)
+        labels = gather_in_order(pl_module, torch.cat(self._labels), loader)
+        self._embeddings, self._labels = [], []
+        embeddings, labels = embeddings.cpu().numpy(), labels.cpu().numpy()
+        i, j, issame = all_pairs(labels)
+        if issame.all() or not issame.any():
+            return
+        scores = pair_scores(embeddings, i, j)
+        pl_module.log("open_set/eer", float(eer(scores, issame)), prog_bar=True)
+        pl_module.log("open_set/auc", float(auc(scores, issame)))
+
+
+def _val_loader(trainer: L.Trainer, index: int | None) -> Any:
+    loaders = trainer.val_dataloaders
+    return loaders[index or 0] if isinstance(loaders, list | tuple) else loaders
+
+
+def gather_in_order(pl_module: L.LightningModule, local: torch.Tensor, loader: Any) -> torch.Tensor:
+    """This rank's rows of a validation loader, joined with every rank's, in the loader's data order.
+
+    Lightning gives each of W ranks a DistributedSampler without shuffling: rank r holds the items
+    r, r + W, r + 2W, ... of the data set, padded by repeating the first items so that every rank
+    holds as many. Interleaving the ranks' rows restores the order; the padding is cut off.
+    A loader every rank reads whole (no DistributedSampler) gives rank 0's rows.
+    """
+    if pl_module.trainer.world_size == 1:
+        return local
+    everyone = pl_module.all_gather(local)  # (W, rows, ...): a collective, every rank calls it
+    sampler = loader.sampler
+    if not isinstance(sampler, DistributedSampler):
+        return everyone[0]
+    ordered = everyone.transpose(0, 1).reshape(-1, *local.shape[1:])
+    return ordered[: len(sampler.dataset)]
 
 
 # -- non-finite values --------------------------------------------------------------------------

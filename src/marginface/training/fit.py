@@ -24,7 +24,12 @@ from marginface.io import write_json
 from marginface.provenance import record_run
 from marginface.report.diagnostics import write_diagnostics
 from marginface.schemas import validate_config
-from marginface.training.callbacks import ConfigInCheckpoint, epochs_trained, training_callbacks
+from marginface.training.callbacks import (
+    ConfigInCheckpoint,
+    OpenSetMonitor,
+    epochs_trained,
+    training_callbacks,
+)
 from marginface.training.checkpoints import (
     CHECKPOINT_DIR,
     LAST,
@@ -70,6 +75,8 @@ def train(cfg: DictConfig) -> dict:
     )
     callbacks = [checkpoint, ConfigInCheckpoint(cfg, datamodule.num_classes, name)]
     callbacks += training_callbacks(int(cfg.seed), run_dir)  # last.ckpt, per-epoch seeds, NaN guard
+    if cfg.eval.get("monitor", True):
+        callbacks.append(OpenSetMonitor())  # open_set/eer and /auc of each validation epoch
     callbacks += [instantiate(c) for c in (cfg.get("callbacks") or {}).values()]
     trainer: L.Trainer = instantiate(
         cfg.trainer,

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marginface.data.datamodule import CLOSED_SET, OPEN_SET
 from marginface.heads.head import Head
 
 CRITERIA = ("ce", "mse")
@@ -33,12 +34,12 @@ def classification_loss(
 
 
 class FaceModule(L.LightningModule):
-    """Trains `backbone` + `head` with a classification loss; validates closed-set accuracy and open-set EER.
+    """Trains `backbone` + `head` with a classification loss; validates closed-set accuracy.
 
     optimizer / scheduler: callables taking parameters / the optimizer (Hydra `_partial_: true`).
-    Validation dataloader 0 holds held-out images of training identities (closed set, `val/accuracy`);
-    dataloader 1 holds open-set identities, scored by embedding cosine (`open_set/eer`, `open_set/auc`).
-    The open-set figures are a learning curve only: no checkpoint is selected on them.
+    On the validation loader of held-out images of training identities it logs `val/accuracy`; on
+    the open-set loader (named by the datamodule) it returns the embeddings, which the
+    OpenSetMonitor callback scores over all ranks (`open_set/eer`, `open_set/auc`).
     """
 
     def __init__(
@@ -76,8 +77,6 @@ class FaceModule(L.LightningModule):
         self.criterion = criterion
         self.scheduler_interval = scheduler_interval
         self._train_sums: torch.Tensor | None = None  # (loss x n, correct, n) of this epoch so far
-        self._open_embeddings: list[torch.Tensor] = []
-        self._open_labels: list[torch.Tensor] = []
 
     def configure_model(self) -> None:
         self.head.setup_shard(
@@ -138,14 +137,13 @@ class FaceModule(L.LightningModule):
 
     def validation_step(
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
-    ) -> None:
+    ) -> dict[str, torch.Tensor] | None:
         images, labels = batch
         images = self._layout(images)
         embeddings = self.backbone(images)
-        if self._is_open_loader(dataloader_idx):
-            self._open_embeddings.append(embeddings.float().cpu())
-            self._open_labels.append(labels.cpu())
-            return
+        if self.val_loader_name(dataloader_idx) == OPEN_SET:
+            # scored over all ranks' images together by training.callbacks.OpenSetMonitor
+            return {"embeddings": embeddings, "labels": labels}
         logits = self.head(embeddings)  # no labels: no margin, plain closed-set prediction
         accuracy = (logits.argmax(1) == labels).float().mean()
         self.log(
@@ -155,27 +153,15 @@ class FaceModule(L.LightningModule):
             add_dataloader_idx=False,
             batch_size=len(labels),
         )
+        return None
 
-    def _is_open_loader(self, dataloader_idx: int) -> bool:
-        loaders = self.trainer.val_dataloaders if self._trainer is not None else None
-        count = len(loaders) if isinstance(loaders, list | tuple) else 1
-        return dataloader_idx == count - 1
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._open_embeddings:
-            return
-        from marginface.metrics.pairs import all_pairs, pair_scores
-        from marginface.metrics.verification import auc, eer
-
-        embeddings = torch.cat(self._open_embeddings).numpy()
-        labels = torch.cat(self._open_labels).numpy()
-        self._open_embeddings, self._open_labels = [], []
-        i, j, issame = all_pairs(labels)
-        if issame.all() or not issame.any():
-            return
-        scores = pair_scores(embeddings, i, j)
-        self.log("open_set/eer", float(eer(scores, issame)), prog_bar=True)
-        self.log("open_set/auc", float(auc(scores, issame)))
+    def val_loader_name(self, dataloader_idx: int) -> str:
+        """What validation loader `dataloader_idx` holds: its datamodule's name for it
+        (FaceDataModule.val_loader_names); loaders given without a datamodule are closed-set."""
+        datamodule = self.trainer.datamodule if self._trainer is not None else None
+        if datamodule is None:
+            return CLOSED_SET
+        return datamodule.val_loader_names[dataloader_idx]
 
     def configure_optimizers(self) -> Any:
         optimizer = self.optimizer_factory(self.parameters())

@@ -11,22 +11,9 @@ import pytest
 
 from marginface.metrics.openset import open_set_metrics
 from marginface.metrics.verification import verification_metrics
+from marginface.results import OPEN_SET_KEYS
 
-CONTRACT = {
-    "verification": [
-        "auc",
-        "eer",
-        "accuracy_10fold",
-        "accuracy_10fold_std",
-        "tar@far=1e-1",
-        "tar@far=1e-2",
-        "tar@far=1e-3",
-        "tar@far=1e-4",
-    ],
-    "identification": ["rank1", "rank5", "dir@fpir=1e-1", "dir@fpir=1e-2"],
-    "retrieval": ["precision@1", "map@r"],
-    "angles": ["genuine_mean_deg", "impostor_mean_deg"],
-}
+CONTRACT = {block: list(keys) for block, keys in OPEN_SET_KEYS.items()}
 
 
 def clustered(n_ids=12, per_id=5, dim=8, noise=0.7, seed=0):

@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
+from marginface.configs import config_dir
 from marginface.evaluate import head_size
 from marginface.io import write_json
 from marginface.report.runs import HEAD_ORDER
@@ -36,17 +37,6 @@ DATASETS = {"CASIA-WebFace": 10_572, "MS1M": 85_742, "WebFace42M": 2_059_906}
 DEFAULT_CLASSES = (100, 1_000, 10_000, 100_000, 1_000_000)
 #: cosface is the same head as amsoftmax under another name
 ALIASES = ("cosface",)
-
-
-def config_dir() -> Path:
-    """The repository's conf/ folder (the package is installed from src/, editable)."""
-    path = Path(__file__).resolve().parents[3] / "conf"
-    if not (path / "loss").is_dir():
-        raise FileNotFoundError(
-            f"conf/loss not found at {path}: run from a source checkout (pip install -e .) "
-            "or pass the folder holding the loss configs"
-        )
-    return path
 
 
 def head_configs(

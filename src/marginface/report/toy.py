@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from marginface.configs import config_dir
 from marginface.report.figures import save
 from marginface.report.runs import SKIP_MARKER
-from marginface.report.scaling import config_dir
 
 TOY_HEADS = ("softmax", "lsoftmax", "sphereface", "amsoftmax", "arcface")
 

@@ -177,7 +177,7 @@ def build_results(
     open_set: dict,
     timing: dict[str, Any],
 ) -> dict:
-    """Assemble one run's results.json (schema in DESIGN.md)."""
+    """Assemble one run's results.json (schema: marginface.results, docs/metrics.md)."""
     return {
         "loss": loss,
         "seed": int(cfg.get("seed", 0)),

@@ -269,6 +269,7 @@ def load_folder(
         ),
         labels=torch.from_numpy(labels[keep]),
         identities=names,
+        paths=[str(kept_paths[i]) for i in keep],
     )
 
 

@@ -160,7 +160,10 @@ def test_pairs_file_round_trip_and_evaluation(colour_folder, checkpoints, tmp_pa
         != write_pairs_file(tmp_path / "other.txt", make_pairs(counts, 3, 5, 5)).read_text()
     )
     # folds are identity-disjoint, pairs distinct
-    people = [{p[0] for p, f in zip(protocol.pairs, protocol.folds) if f == k} for k in range(3)]
+    people = [
+        {p[0] for p, f in zip(protocol.pairs, protocol.folds, strict=True) if f == k}
+        for k in range(3)
+    ]
     assert all(a.isdisjoint(b) for x, a in enumerate(people) for b in people[x + 1 :])
     assert len(set(protocol.pairs)) == 30
     run = tmp_path / "run"

@@ -424,9 +424,9 @@ def keep_every_identity(cfg: DictConfig) -> None:
     """data.split=unseen trains on nothing, so no identity needs images to spare: min_images 1
     (unless given), and identities with one image are scored as impostors (with a warning)."""
     dataset = cfg.data.get("dataset")
-    if dataset is not None and "min_images" in dataset:
-        if "data.dataset.min_images" not in command_line_keys():
-            dataset.min_images = 1
+    given = "data.dataset.min_images" in command_line_keys()
+    if dataset is not None and "min_images" in dataset and not given:
+        dataset.min_images = 1
 
 
 def quiet_libraries() -> None:

@@ -295,3 +295,68 @@ def test_a_checkpoint_without_input_metadata_says_what_to_pass(
     given = ["data.image_size=[28,24]", "data.channels=1"]
     results = evaluate(compose_config("evaluate", unseen(root, bare, *given), tmp_path / "ok"))
     assert results["pairs"]["count"] == 48 * 47 // 2
+
+
+# -- many models on one set -------------------------------------------------------------------------
+@pytest.mark.slow  # a Hydra multirun in a subprocess: about 30 s on the 2-core machine
+def test_a_two_checkpoint_multirun_gives_two_rows_in_the_report(
+    colour_folder, checkpoints, tmp_path
+):
+    import json
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from marginface.metrics.verification import eer
+    from marginface.report.build import build_report
+    from marginface.report.runs import collect
+
+    root, _ = colour_folder
+    repo = Path(__file__).parents[1]
+    sweep = tmp_path / "sweep"
+    command = [
+        sys.executable,
+        "scripts/evaluate.py",
+        "-m",
+        f"ckpt_path={checkpoints['softmax']},{checkpoints['arcface']}",
+        "data=folder",
+        f"data.dataset.root={root}",
+        "data.split=unseen",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(repo / "src")}
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "faiss.loader" not in done.stderr and "Loading faiss" not in done.stderr
+    # an in-domain training run beside them is kept in its own group, never averaged with them
+    shutil.copy(checkpoints["softmax"].parents[1] / "results.json", tmp_path / "results.json")
+    collection = collect(tmp_path)
+    assert sorted(g.checkpoints for g in collection.groups) == [False, True]
+    group = next(g for g in collection.groups if g.checkpoints)
+    rows = list(group.rows())
+    assert len(rows) == 2 and rows[0] == "softmax, trained on SYNTHETIC identities fold 0, seed 0"
+    assert rows[1] == "arcface, trained on SYNTHETIC identities fold 0, seed 1"
+    names = sorted(p.name for p in sweep.iterdir() if p.is_dir())
+    assert names == ["0_data.split=unseen,data=folder", "1_data.split=unseen,data=folder"]
+    text = build_report(tmp_path, tmp_path / "report", measure=False, log=None).read_text()
+    section = text.split("### trained checkpoints on")[1].split("##")[0]
+    table = [
+        ln
+        for ln in section.splitlines()
+        if ln.startswith("| softmax") or ln.startswith("| arcface")
+    ]
+    assert len(table) == 3  # two rows in the table, one in the paired table
+    # the paired EER difference is the difference of the two runs' EERs on the same pairs
+    runs = {r.loss: r for r in group.runs}
+    assert runs["softmax"].get("pairs", "sha1") == runs["arcface"].get("pairs", "sha1")
+    with (
+        np.load(runs["softmax"].path / "scores.npz") as a,
+        np.load(runs["arcface"].path / "scores.npz") as b,
+    ):
+        expected = eer(b["scores"], b["issame"]) - eer(a["scores"], a["issame"])
+    assert f"{expected:+.4f}" in table[2]
+    assert (
+        json.loads((runs["arcface"].path / "results.json").read_text())["closed_set"]["accuracy"]
+        is None
+    )

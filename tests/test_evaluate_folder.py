@@ -360,3 +360,23 @@ def test_a_two_checkpoint_multirun_gives_two_rows_in_the_report(
         json.loads((runs["arcface"].path / "results.json").read_text())["closed_set"]["accuracy"]
         is None
     )
+
+
+def test_enroll_takes_the_same_input_handling(colour_folder, checkpoints, tmp_path):
+    from marginface.embedder import Embedder
+    from marginface.gallery import run_enroll
+
+    root, paths = colour_folder
+    embedder = Embedder.from_checkpoint(checkpoints["softmax"], crop=[120, 100])
+    assert (embedder.image_size, embedder.channels, embedder.crop) == ((28, 24), 1, (120, 100))
+    meta = run_enroll(
+        str(checkpoints["softmax"]), str(root), str(tmp_path / "g.faiss"), crop=[120, 100]
+    )
+    assert meta["crop"] == [120, 100] and len(meta["labels"]) == len(paths)
+    with pytest.raises(ValueError, match=r"data.image_size=\[56, 48\] was given"):
+        Embedder.from_checkpoint(checkpoints["softmax"], image_size=[56, 48])
+    ckpt = torch.load(checkpoints["softmax"], map_location="cpu", weights_only=False)
+    del ckpt["marginface_config"]["data"]["channels"]
+    torch.save(ckpt, tmp_path / "bare.ckpt")
+    with pytest.raises(ValueError, match="does not record its input"):
+        Embedder.from_checkpoint(tmp_path / "bare.ckpt")

@@ -429,6 +429,10 @@ def keep_every_identity(cfg: DictConfig) -> None:
         dataset.min_images = 1
 
 
+def _fmt(value: float | None) -> str:
+    return "n/m" if value is None else f"{value:.4f}"
+
+
 def quiet_libraries() -> None:
     """Hide faiss's loader and Lightning's start-up INFO lines, as training does: noise to users."""
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
@@ -547,4 +551,13 @@ def evaluate(cfg: DictConfig) -> dict:
         results["checkpoint"] = checkpoint_summary(ckpt, cfg.ckpt_path)
         results["pairs"] = pairs
     write_json(run_dir / "results.json", results)
+    verification = block["verification"]
+    log.info(
+        "%d identities, %d images, %s pairs: EER %s  AUC %s  TAR@FAR=1e-3 %s  -> %s",
+        len(np.unique(labels)),
+        len(labels),
+        pairs.get("count", "?"),
+        *(_fmt(verification.get(k)) for k in ("eer", "auc", "tar@far=1e-3")),
+        run_dir / "results.json",
+    )
     return results

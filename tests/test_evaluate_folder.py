@@ -217,7 +217,11 @@ def test_wccn_under_unseen_uses_the_stored_whitening_or_fails(
 
 # -- bad input: a clear message, nothing half-written ----------------------------------------------
 def nothing_written(run: Path) -> bool:
-    return not run.exists() or not [p for p in run.iterdir() if not p.name.startswith(".")]
+    """Only error.txt (the failure record, written whole) in the run folder: no results, no scores."""
+    written = (
+        [] if not run.exists() else [p.name for p in run.iterdir() if not p.name.startswith(".")]
+    )
+    return written in ([], ["error.txt"])
 
 
 def test_an_empty_folder_or_one_identity_is_refused(checkpoints, tmp_path):
@@ -276,6 +280,7 @@ def test_a_pairs_file_naming_a_missing_image_gives_the_line(colour_folder, check
     with pytest.raises(DataError, match=r"pairs.txt, line 3: s03 image 9 does not exist.*holds 4"):
         evaluate(cfg)
     assert nothing_written(run)
+    assert "line 3: s03 image 9" in (run / "error.txt").read_text().splitlines()[0]
 
 
 def test_a_checkpoint_without_input_metadata_says_what_to_pass(

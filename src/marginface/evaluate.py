@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from marginface.data.transforms import to_float
+from marginface.reliability import records_failure
 
 log = logging.getLogger(__name__)
 
@@ -491,6 +492,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     return build_results(cfg, ckpt.get("loss_name", "unknown"), head, None, block, timing)
 
 
+@records_failure  # a bad input leaves <run dir>/error.txt (whole, atomically) and nothing else
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a checkpoint (or `model=eigenfaces`) on the open-set identities of `data` / `fold`."""
     from hydra.core.hydra_config import HydraConfig

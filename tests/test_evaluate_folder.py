@@ -385,3 +385,26 @@ def test_enroll_takes_the_same_input_handling(colour_folder, checkpoints, tmp_pa
     torch.save(ckpt, tmp_path / "bare.ckpt")
     with pytest.raises(ValueError, match="does not record its input"):
         Embedder.from_checkpoint(tmp_path / "bare.ckpt")
+
+
+def test_sampled_pairs_need_and_take_max_pairs(colour_folder, checkpoints, tmp_path):
+    from marginface.metrics.pairs import sampled_pairs
+
+    root, _ = colour_folder
+    extra = ["eval.pairs=sampled", "eval.max_pairs=100"]
+    run = tmp_path / "run"
+    results = evaluate(
+        compose_config("evaluate", unseen(root, checkpoints["softmax"], *extra), run)
+    )
+    labels = np.repeat(np.arange(IDENTITIES), PER_IDENTITY)
+    i, j, same = sampled_pairs(labels, 100, seed=0)
+    with np.load(run / "scores.npz") as saved:
+        assert len(saved["scores"]) == 100 == results["pairs"]["count"]
+        assert saved["issame"].tolist() == same.tolist()
+    bare = tmp_path / "bare"
+    cfg = compose_config(
+        "evaluate", unseen(root, checkpoints["softmax"], "eval.pairs=sampled"), bare
+    )
+    with pytest.raises(ValueError, match="eval.pairs=sampled draws eval.max_pairs pairs"):
+        evaluate(cfg)
+    assert nothing_written(bare)

@@ -375,11 +375,9 @@ def checkpoint_input(ckpt: dict, given: dict[str, Any], ckpt_path: str | Path) -
 
     Normalisation is not a choice: every backbone takes uint8 / 127.5 - 1 (`to_float`).
     """
-    train_data = OmegaConf.create(ckpt["marginface_config"]).get("data") or {}
+    trained = OmegaConf.create(ckpt["marginface_config"])
     stored = {
-        "image_size": OmegaConf.select(train_data, "image_size", default=None),
-        "channels": OmegaConf.select(train_data, "channels", default=None),
-        "crop": OmegaConf.select(train_data, "dataset.crop", default=None),
+        key: OmegaConf.select(trained, path, default=None) for key, path in INPUT_KEYS.items()
     }
     stored = {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in stored.items()}
     out = {}

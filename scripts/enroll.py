@@ -8,7 +8,14 @@ from omegaconf import DictConfig
 def main(cfg: DictConfig) -> None:
     from marginface.gallery import run_enroll
 
-    run_enroll(cfg.ckpt_path, cfg.gallery_dir, cfg.out, flip=cfg.flip, on_error=cfg.on_error)
+    run_enroll(
+        cfg.ckpt_path,
+        cfg.gallery_dir,
+        cfg.out,
+        flip=cfg.flip,
+        on_error=cfg.on_error,
+        crop=cfg.get("crop"),
+    )
 
 
 if __name__ == "__main__":

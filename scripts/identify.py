@@ -17,6 +17,7 @@ def main(cfg: DictConfig) -> None:
         far=cfg.far,
         scores=cfg.scores,
         out=cfg.out,
+        crop=cfg.get("crop"),
     )
 
 

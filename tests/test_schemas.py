@@ -104,6 +104,8 @@ def test_plain_typo_is_refused_by_hydra_when_composing():
         ("+optimizer.betas=[0.9,0.99]", r"optimizer\.betas: torch\.optim\.SGD has no parameter"),
         ("fold=2", r"fold=2: expected 0 <= fold < data\.num_folds=2"),
         ("seed=-1", r"seed=-1: expected an integer >= 0"),
+        ("data.split=unseen", r"data\.split=unseen: .*nothing to train on.*scripts/evaluate\.py"),
+        ("data.split=kfold", r"data\.split='kfold'.*one of .*'folds', 'random', 'unseen'"),
         ("criterion=hinge", r"criterion='hinge': expected one of ce, mse"),
         ("ckpt_path=/no/such.ckpt", r"ckpt_path=/no/such\.ckpt: no such checkpoint"),
     ],
@@ -111,6 +113,10 @@ def test_plain_typo_is_refused_by_hydra_when_composing():
 def test_wrong_types_and_values_are_named(compose_train, override, says):
     text = problems(compose_train(*TINY, override))
     assert re.search(says, text), text
+
+
+def test_random_splits_take_any_split_number(compose_train):
+    validate_config(compose_train(*TINY, "data.split=random", "data.num_open=3", "fold=57"))
 
 
 def test_lsoftmax_margin_must_be_an_integer(compose_train):

@@ -22,7 +22,12 @@ from torch import nn
 
 from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
-from marginface.evaluate import backbone_from_checkpoint, extract_embeddings, load_checkpoint
+from marginface.evaluate import (
+    backbone_from_checkpoint,
+    checkpoint_input,
+    extract_embeddings,
+    load_checkpoint,
+)
 from marginface.whitening import CHECKPOINT_KEY, Whitening, stored_whitening
 
 log = logging.getLogger(__name__)
@@ -62,15 +67,27 @@ class Embedder:
         return int(self.backbone.embedding_dim)
 
     @classmethod
-    def from_checkpoint(cls, path: str | os.PathLike, flip: bool | None = None) -> Embedder:
-        """Rebuild the backbone of a training checkpoint; `flip` None keeps the run's eval.flip."""
+    def from_checkpoint(
+        cls,
+        path: str | os.PathLike,
+        flip: bool | None = None,
+        crop: Sequence[int] | None = None,
+        image_size: Sequence[int] | None = None,
+        channels: int | None = None,
+    ) -> Embedder:
+        """Rebuild the backbone of a training checkpoint; `flip` None keeps the run's eval.flip.
+
+        Input size, channels and crop are the checkpoint's; a given crop replaces its crop (loose
+        crops of a new folder), a given size or channels must agree with it (evaluate.checkpoint_input).
+        """
         ckpt = load_checkpoint(path)
         cfg = OmegaConf.create(ckpt["marginface_config"])
         backbone = backbone_from_checkpoint(ckpt, path)
         backbone.eval()
         if flip is None:
             flip = bool(OmegaConf.select(cfg, "eval.flip", default=True))
-        crop = OmegaConf.select(cfg, "data.dataset.crop", default=None)
+        given = {"crop": crop, "image_size": image_size, "channels": channels}
+        wanted = checkpoint_input(ckpt, {k: v for k, v in given.items() if v is not None}, path)
         state = dict(backbone.state_dict())
         whitening = stored_whitening(ckpt)
         if whitening is not None:  # the whitening is part of the model: it enters the hash
@@ -79,12 +96,12 @@ class Embedder:
             )
         return cls(
             backbone=backbone,
-            image_size=(int(cfg.data.image_size[0]), int(cfg.data.image_size[1])),
-            channels=int(cfg.data.channels),
+            image_size=(int(wanted["image_size"][0]), int(wanted["image_size"][1])),
+            channels=int(wanted["channels"]),
             flip=bool(flip),
             model_hash=state_dict_hash(state),
             source=str(path),
-            crop=as_pair(crop, "data.dataset.crop"),
+            crop=as_pair(wanted["crop"], "crop"),
             whitening=whitening,
         )
 

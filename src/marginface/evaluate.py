@@ -7,7 +7,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,16 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from marginface.data.transforms import to_float
+from marginface.training.failures import records_failure
+
+log = logging.getLogger(__name__)
+
+#: the keys of the input a network expects, where a data config holds them
+INPUT_KEYS = {
+    "image_size": "data.image_size",
+    "channels": "data.channels",
+    "crop": "data.dataset.crop",
+}
 
 
 def uses_channels_last(module: nn.Module) -> bool:
@@ -94,7 +107,15 @@ def apply_wccn(
     if not cfg.eval.get("wccn", False):
         return embeddings, None
     whitening = stored_whitening(ckpt) if ckpt is not None else None
-    if whitening is None:
+    if whitening is not None:
+        log.info("eval.wccn=true: whitening with the WCCN stored in the checkpoint")
+    elif dm.num_classes == 0:
+        raise ValueError(
+            "eval.wccn=true with data.split=unseen needs a checkpoint trained with eval.wccn=true "
+            "(it stores its whitening): no identity here is a training identity to fit one on; "
+            "drop eval.wccn or evaluate such a checkpoint"
+        )
+    else:
         images, labels = dm.training_identities()
         train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
         whitening = fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))
@@ -135,20 +156,101 @@ def search_factory(search_cfg: DictConfig | dict | None):
     return functools.partial(instantiate, search_cfg)
 
 
+PAIRS_CHOICES = ("all", "sampled", "<a pairs file>")
+
+
+def protocol_pairs(
+    pairs: str | None, labels: np.ndarray, paths: list[str] | None, max_pairs: int | None, seed: int
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """(pairs (i, j), fold per pair or None) for `eval.pairs`.
+
+    "all": every pair (or a sample when eval.max_pairs is smaller); "sampled": eval.max_pairs pairs
+    drawn by seed; anything else: a pairs file in LFW's format naming images of the folder.
+    """
+    from marginface.data.pairs_protocol import resolve_pairs
+    from marginface.metrics.pairs import pairs_for, sampled_pairs
+
+    if pairs in (None, "all"):
+        i, j, _ = pairs_for(labels, max_pairs, seed)
+        return (i, j), None
+    if pairs == "sampled":
+        if not max_pairs:
+            raise ValueError("eval.pairs=sampled draws eval.max_pairs pairs: set eval.max_pairs=N")
+        i, j, _ = sampled_pairs(labels, int(max_pairs), seed)
+        return (i, j), None
+    if paths is None:
+        raise ValueError(
+            f"eval.pairs={pairs}: a pairs file names image files, and this data set has none "
+            f"(use data=folder or data=lfw); eval.pairs is one of {', '.join(PAIRS_CHOICES)}"
+        )
+    i, j, folds = resolve_pairs(pairs, paths)
+    return (i, j), folds
+
+
+def pairs_fingerprint(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> str:
+    """sha1 of the scored pairs and the labels they index: equal when two runs scored the same pairs
+    of the same images (in the same order), so their scores can be compared pair by pair."""
+    digest = hashlib.sha1()
+    for array in (np.unique(labels, return_inverse=True)[1], i, j):
+        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_summary(ckpt: dict, ckpt_path: str | Path) -> dict:
+    """What the report needs to tell trained models apart: path, head, training data, seed, fold."""
+    train = ckpt["marginface_config"]
+    data = train.get("data") or {}
+    return {
+        "path": str(ckpt_path),
+        "loss": ckpt.get("loss_name", "unknown"),
+        "seed": train.get("seed"),
+        "fold": train.get("fold"),
+        "num_classes": ckpt.get("num_classes"),
+        "data": {k: v for k, v in data.items() if k not in ("augment", "num_workers")},
+    }
+
+
+def warn_single_image_identities(labels: np.ndarray) -> None:
+    """One warning naming how many identities have a single image: impostor pairs only, no genuine."""
+    _, counts = np.unique(labels, return_counts=True)
+    single = int((counts == 1).sum())
+    if single:
+        warnings.warn(
+            f"{single} of {len(counts)} open-set identities have a single image: they take part "
+            "in impostor pairs only (no genuine pair) and as non-mated identification probes",
+            stacklevel=2,
+        )
+
+
 def evaluate_embeddings(
-    embeddings: np.ndarray, labels: np.ndarray, cfg: DictConfig, run_dir: Path | None
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    cfg: DictConfig,
+    run_dir: Path | None,
+    paths: list[str] | None = None,
+    record: dict | None = None,
 ) -> dict:
-    """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`."""
+    """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`.
+
+    `paths` (the file of each embedded image) is what a pairs file in `eval.pairs` refers to;
+    `record`, when given, receives the pairs' count and fingerprint (`pairs_fingerprint`).
+    """
     from marginface.metrics.openset import open_set_metrics
 
     ev = cfg.get("eval", {}) or {}
+    seed = int(cfg.get("seed", 0))
+    pairs, folds = protocol_pairs(ev.get("pairs"), labels, paths, ev.get("max_pairs"), seed)
     block, scores, issame = open_set_metrics(
         embeddings,
         labels,
         search_factory(cfg.get("search")),
-        seed=int(cfg.get("seed", 0)),
+        seed=seed,
         max_pairs=ev.get("max_pairs"),
+        pairs=pairs,
+        folds=folds,
     )
+    if record is not None:
+        record.update(count=len(pairs[0]), sha1=pairs_fingerprint(labels, *pairs))
     if run_dir is not None and ev.get("artifacts", True):
         from marginface.report.plots import write_open_set_artifacts
 
@@ -257,6 +359,84 @@ def load_model(ckpt_path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
     return backbone, head, ckpt
 
 
+def command_line_keys() -> set[str]:
+    """The keys this Hydra run was given as overrides (`data.image_size=[56,48]` -> "data.image_size")."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
+
+
+def checkpoint_input(ckpt: dict, given: dict[str, Any], ckpt_path: str | Path) -> dict[str, Any]:
+    """The input of a checkpoint's network: image_size, channels and crop from its training config,
+    each replaced by a `given` value; a given size or channels that contradicts it is a ValueError.
+
+    Normalisation is not a choice: every backbone takes uint8 / 127.5 - 1 (`to_float`).
+    """
+    trained = OmegaConf.create(ckpt["marginface_config"])
+    stored = {
+        key: OmegaConf.select(trained, path, default=None) for key, path in INPUT_KEYS.items()
+    }
+    stored = {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in stored.items()}
+    out = {}
+    for key, value in stored.items():
+        if key in given:
+            mine = given[key]
+            mine = list(mine) if OmegaConf.is_list(mine) or isinstance(mine, tuple) else mine
+            if key != "crop" and value is not None and mine != value:
+                raise ValueError(
+                    f"the checkpoint {ckpt_path} was trained on {stored['channels']}x"
+                    f"{tuple(stored['image_size'])} images but {INPUT_KEYS[key]}={mine} was given; "
+                    f"leave {INPUT_KEYS[key]} out (the checkpoint's input is used) or set it to {value}"
+                )
+            out[key] = mine
+        elif value is None and key != "crop":
+            raise ValueError(
+                f"the checkpoint {ckpt_path} does not record its input ({INPUT_KEYS[key]} missing "
+                "from its config): pass data.image_size=[H,W] and data.channels=1|3 as it was trained"
+            )
+        else:
+            out[key] = value
+    return out
+
+
+def fit_input_to_checkpoint(cfg: DictConfig, ckpt: dict, ckpt_path: str | Path) -> dict[str, Any]:
+    """Set cfg.data's image size, channels and crop to the checkpoint's (unless given on the command
+    line) before the data is built, so images are decoded straight to the network's input."""
+    given = command_line_keys()
+    has_crop = OmegaConf.select(cfg, "data.dataset") is not None and "crop" in cfg.data.dataset
+    values = {
+        key: OmegaConf.select(cfg, path)
+        for key, path in INPUT_KEYS.items()
+        if path in given and (key != "crop" or has_crop)
+    }
+    wanted = checkpoint_input(ckpt, values, ckpt_path)
+    for key, path in INPUT_KEYS.items():
+        if key != "crop" or has_crop:
+            OmegaConf.update(cfg, path, wanted[key], merge=False)
+    return wanted
+
+
+def keep_every_identity(cfg: DictConfig) -> None:
+    """data.split=unseen trains on nothing, so no identity needs images to spare: min_images 1
+    (unless given), and identities with one image are scored as impostors (with a warning)."""
+    dataset = cfg.data.get("dataset")
+    given = "data.dataset.min_images" in command_line_keys()
+    if dataset is not None and "min_images" in dataset and not given:
+        dataset.min_images = 1
+
+
+def _fmt(value: float | None) -> str:
+    return "n/m" if value is None else f"{value:.4f}"
+
+
+def quiet_libraries() -> None:
+    """Hide faiss's loader and Lightning's start-up INFO lines, as training does: noise to users."""
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+
+
 def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     """A fixed pairs protocol (insightface .bin, LFW pairs.txt): verification figures only.
 
@@ -272,8 +452,8 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
         )
     start = time.perf_counter()
     backbone, head, ckpt = load_model(cfg.ckpt_path)
-    train_data = ckpt["marginface_config"]["data"]
-    size, channels = tuple(train_data["image_size"]), int(train_data["channels"])
+    wanted = checkpoint_input(ckpt, {}, cfg.ckpt_path)
+    size, channels = tuple(wanted["image_size"]), int(wanted["channels"])
     vset = instantiate(cfg.data.verification)
     images = match_channels(resize_uint8(vset.images, size), channels)
     embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
@@ -309,6 +489,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     return build_results(cfg, ckpt.get("loss_name", "unknown"), head, None, block, timing)
 
 
+@records_failure  # a bad input leaves <run dir>/error.txt (whole, atomically) and nothing else
 def evaluate(cfg: DictConfig) -> dict:
     """Evaluate a checkpoint (or `model=eigenfaces`) on the open-set identities of `data` / `fold`."""
     from hydra.core.hydra_config import HydraConfig
@@ -322,36 +503,40 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     kind = cfg.model.kind
     start = time.perf_counter()
+    quiet_libraries()
     head, loss_name, closed = None, kind, None
     if cfg.data.get("verification") is not None:
         results = evaluate_verification_protocol(cfg, run_dir)
         write_json(run_dir / "results.json", results)
         return results
+    if kind not in ("checkpoint", "eigenfaces"):
+        raise ValueError(f"model.kind must be 'checkpoint' or 'eigenfaces', got {kind!r}")
+    if kind == "checkpoint":  # first: the checkpoint decides how the images are decoded
+        backbone, head, ckpt = load_model(cfg.ckpt_path)
+        fit_input_to_checkpoint(cfg, ckpt, cfg.ckpt_path)
+        loss_name = ckpt.get("loss_name", "unknown")
+    if cfg.data.get("split") == "unseen":
+        keep_every_identity(cfg)
     dm = instantiate(cfg.data)
     dm.setup()
+    labels = dm.data.labels[dm.open_index].numpy()
+    warn_single_image_identities(labels)
     if kind == "eigenfaces":
-        embeddings, labels = eigenfaces_embeddings(dm, cfg.model.n_components, cfg.model.whiten)
-    elif kind == "checkpoint":
-        backbone, head, ckpt = load_model(cfg.ckpt_path)
-        train_cfg = OmegaConf.create(ckpt["marginface_config"])
-        if (
-            dm.image_size != tuple(train_cfg.data.image_size)
-            or dm.channels != train_cfg.data.channels
-        ):
+        if dm.num_classes == 0:
             raise ValueError(
-                f"the checkpoint was trained on {train_cfg.data.channels}x{tuple(train_cfg.data.image_size)} images "
-                f"but data gives {dm.channels}x{dm.image_size}; set data.image_size / data.channels to match"
+                "model=eigenfaces fits its PCA on training identities and data.split=unseen has "
+                "none; use data.split=folds or random"
             )
-        loss_name = ckpt.get("loss_name", "unknown")
+        embeddings, labels = eigenfaces_embeddings(dm, cfg.model.n_components, cfg.model.whiten)
+    else:
         images, labels_t = dm.open_set()
+        labels = labels_t.numpy()
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
         embeddings, _ = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
-        labels = labels_t.numpy()
-        if dm.num_classes == ckpt["num_classes"]:
+        if dm.num_classes and dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())
-    else:
-        raise ValueError(f"model.kind must be 'checkpoint' or 'eigenfaces', got {kind!r}")
-    block = evaluate_embeddings(embeddings, labels, cfg, run_dir)
+    pairs: dict[str, Any] = {}
+    block = evaluate_embeddings(embeddings, labels, cfg, run_dir, dm.open_set_paths(), pairs)
     eval_s = time.perf_counter() - start
     results = build_results(
         cfg,
@@ -361,5 +546,17 @@ def evaluate(cfg: DictConfig) -> dict:
         block,
         {"train_s": None, "eval_s": eval_s, "images_per_s": None},
     )
+    if kind == "checkpoint":  # the report's cross-checkpoint table reads these (docs/report.md)
+        results["checkpoint"] = checkpoint_summary(ckpt, cfg.ckpt_path)
+        results["pairs"] = pairs
     write_json(run_dir / "results.json", results)
+    verification = block["verification"]
+    log.info(
+        "%d identities, %d images, %s pairs: EER %s  AUC %s  TAR@FAR=1e-3 %s  -> %s",
+        len(np.unique(labels)),
+        len(labels),
+        pairs.get("count", "?"),
+        *(_fmt(verification.get(k)) for k in ("eer", "auc", "tar@far=1e-3")),
+        run_dir / "results.json",
+    )
     return results

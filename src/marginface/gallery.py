@@ -143,6 +143,7 @@ def enroll(
         "embedding_dim": embedder.embedding_dim,
         "image_size": list(embedder.image_size),
         "channels": embedder.channels,
+        "crop": list(embedder.crop) if embedder.crop is not None else None,
         "flip": embedder.flip,
         "checkpoint": str(embedder.source),
         "gallery_dir": str(gallery_dir),
@@ -373,10 +374,15 @@ def format_answers(answers: Sequence[Answer], threshold: float) -> str:
 
 
 def run_enroll(
-    ckpt_path: str, gallery_dir: str, out: str, flip: bool | None = None, on_error: str = "raise"
+    ckpt_path: str,
+    gallery_dir: str,
+    out: str,
+    flip: bool | None = None,
+    on_error: str = "raise",
+    crop: Sequence[int] | None = None,
 ) -> dict:
-    """scripts/enroll.py: load the checkpoint, enroll the folder."""
-    embedder = Embedder.from_checkpoint(ckpt_path, flip=flip)
+    """scripts/enroll.py: load the checkpoint, enroll the folder (crop None: the checkpoint's)."""
+    embedder = Embedder.from_checkpoint(ckpt_path, flip=flip, crop=crop)
     return enroll(embedder, gallery_dir, out, on_error=on_error)
 
 
@@ -389,12 +395,18 @@ def run_identify(
     far: float | None = None,
     scores: str | None = None,
     out: str | None = None,
+    crop: Sequence[int] | None = None,
 ) -> list[Answer]:
-    """scripts/identify.py: load model and gallery, answer the queries, print them and write a CSV."""
-    embedder = Embedder.from_checkpoint(ckpt_path)
+    """scripts/identify.py: load model and gallery, answer the queries, print them and write a CSV.
+
+    `crop` None: the crop the gallery was enrolled with (its sidecar), else the checkpoint's.
+    """
+    embedder = Embedder.from_checkpoint(ckpt_path, crop=crop)
     threshold = resolve_threshold(threshold, far, scores, whitened=embedder.whitening is not None)
     queries = list_queries(images, query_dir)
     gallery = load_gallery(index, embedder)
+    if crop is None and gallery.meta.get("crop") is not None:
+        embedder.crop = (int(gallery.meta["crop"][0]), int(gallery.meta["crop"][1]))
     answers = identify(embedder, gallery, queries, threshold)
     print(format_answers(answers, threshold))
     if out:

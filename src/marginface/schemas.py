@@ -187,8 +187,17 @@ def _check_top_level(tree: dict) -> list[str]:
         problems.append(f"seed={seed!r}: expected an integer >= 0")
     data = tree.get("data") if isinstance(tree.get("data"), dict) else {}
     fold, folds = data.get("fold", tree.get("fold")), data.get("num_folds")
-    if isinstance(fold, int) and isinstance(folds, int) and not 0 <= fold < folds:
-        problems.append(f"fold={fold}: expected 0 <= fold < data.num_folds={folds}")
+    split = data.get("split", "folds")
+    if split == "folds" and isinstance(fold, int) and isinstance(folds, int):
+        if not 0 <= fold < folds:
+            problems.append(f"fold={fold}: expected 0 <= fold < data.num_folds={folds}")
+    elif split == "random" and isinstance(fold, int) and fold < 0:
+        problems.append(f"fold={fold}: expected the number of a random split, >= 0")
+    elif split == "unseen":
+        problems.append(
+            "data.split=unseen: every identity is open-set, so there is nothing to train on; "
+            "it is for scripts/evaluate.py (train with data.split=folds or random)"
+        )
     criterion = tree.get("criterion", "ce")
     if criterion not in CRITERIA:
         problems.append(f"criterion={criterion!r}: expected one of {', '.join(CRITERIA)}")

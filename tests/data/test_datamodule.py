@@ -71,3 +71,19 @@ def test_the_data_set_as_given_is_freed_after_setup():
     assert dm.data.images.shape[1:] == (1, 28, 24)
     subsets = [dm.train_dataloader().dataset, *(dl.dataset for dl in dm.val_dataloader())]
     assert all(s.source.images is dm.data.images for s in subsets)  # index views, no copies
+
+
+def test_unseen_split_makes_every_identity_open_set_and_trains_nothing():
+    dm = make_dm(split="unseen")
+    assert dm.num_classes == 0 and len(dm.train_index) == 0 and len(dm.val_index) == 0
+    assert torch.equal(dm.open_index, torch.arange(60))
+    images, labels = dm.open_set()
+    assert len(images) == 60 and sorted(set(labels.tolist())) == list(range(12))
+    assert len(dm.closed_set()[1]) == 0
+
+
+def test_random_split_holds_out_num_open_identities():
+    dm = make_dm(split="random", num_open=3, fold=17)
+    open_ids = set(dm.data.labels[dm.open_index].tolist())
+    assert len(open_ids) == 3 and dm.num_classes == 9
+    assert open_ids == set(make_dm(split="random", num_open=3, fold=17).open_ids.tolist())

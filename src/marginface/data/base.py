@@ -15,12 +15,14 @@ class DataError(ValueError):
 class FaceSet:
     """Images of identities, decoded once and held as uint8.
 
-    images: (N, C, H, W) uint8; labels: (N,) int64 in [0, len(identities)); identities: one name per label.
+    images: (N, C, H, W) uint8; labels: (N,) int64 in [0, len(identities)); identities: one name per label;
+    paths: the file of each image where it came from one (folders), which pairs files refer to.
     """
 
     images: torch.Tensor
     labels: torch.Tensor
     identities: list[str]
+    paths: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
@@ -30,6 +32,10 @@ class FaceSet:
         if self.labels.dim() != 1 or len(self.labels) != len(self.images):
             raise DataError(
                 f"FaceSet.labels must be (N,) with N={len(self.images)}, got {tuple(self.labels.shape)}"
+            )
+        if self.paths is not None and len(self.paths) != len(self.labels):
+            raise DataError(
+                f"FaceSet.paths must name the {len(self.labels)} images, got {len(self.paths)}"
             )
         self.labels = self.labels.long()
         if len(self.labels) and (
@@ -53,7 +59,8 @@ class FaceSet:
 
     def subset(self, index: torch.Tensor) -> FaceSet:
         """The images at `index`, labels kept as they are (identity names shared)."""
-        return FaceSet(self.images[index], self.labels[index], self.identities)
+        paths = None if self.paths is None else [self.paths[int(i)] for i in index]
+        return FaceSet(self.images[index], self.labels[index], self.identities, paths)
 
     def __getitem__(self, index: int) -> torch.Tensor:
         return self.images[index]
@@ -79,6 +86,10 @@ class LazyFaceSet:
 
     def __getitem__(self, index: int) -> torch.Tensor:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def path(self, index: int) -> str | None:
+        """The file image `index` is read from, or None for sets not stored one file an image."""
+        return None
 
 
 @dataclass

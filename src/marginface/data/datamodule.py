@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import lightning as L
 import torch
@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from marginface.data.base import DataError, FaceSet, LazyFaceSet
 from marginface.data.samplers import EpochShuffleSampler
-from marginface.data.splits import holdout_per_identity, identity_folds
+from marginface.data.splits import holdout_per_identity, split_identities
 from marginface.data.transforms import augment, match_channels, resize_uint8, to_float
 
 #: names of the validation loaders (FaceDataModule.val_loader_names)
@@ -45,7 +45,11 @@ class _Indexed(Dataset):
 
 
 class FaceDataModule(L.LightningDataModule):
-    """Identity-disjoint face data: `fold` of `num_folds` identity folds is the open set, the rest train.
+    """Identity-disjoint face data: an open set of unseen identities, the rest train.
+
+    `split` chooses the open set (data/README.md): "folds" (`fold` of `num_folds` identity folds),
+    "random" (the `fold`-th seeded random split of `num_open` identities) or "unseen" (every
+    identity; nothing to train on, num_classes 0: evaluating a trained model on a new set).
 
     Of each training identity, `val_per_identity` images are held out for closed-set validation.
     In-memory sets are resized and channel-matched once at set-up; batches stay uint8 until they
@@ -58,6 +62,8 @@ class FaceDataModule(L.LightningDataModule):
         fold: int = 0,
         num_folds: int = 4,
         split_seed: int = 0,
+        split: Literal["folds", "random", "unseen"] = "folds",
+        num_open: int = 10,
         val_per_identity: int = 2,
         image_size: tuple[int, int] = (56, 48),
         channels: int = 1,
@@ -70,6 +76,7 @@ class FaceDataModule(L.LightningDataModule):
         super().__init__()
         self._dataset_source = dataset
         self.fold, self.num_folds, self.split_seed = int(fold), int(num_folds), int(split_seed)
+        self.split, self.num_open = str(split), int(num_open)
         self.val_per_identity = int(val_per_identity)
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.channels = int(channels)
@@ -89,14 +96,20 @@ class FaceDataModule(L.LightningDataModule):
                 match_channels(resize_uint8(data.images, self.image_size), self.channels),
                 data.labels,
                 data.identities,
+                data.paths,
             )
         self.data = data
         # drop the data set as given (e.g. ORL at its native 112x92): only the resized copy is used,
         # so the original can be freed and no data set stays in memory twice (bench_scale.py checks)
         if not callable(self._dataset_source):
             self._dataset_source = None
-        self.train_ids, self.open_ids = identity_folds(
-            data.num_identities, self.num_folds, self.fold, self.split_seed
+        self.train_ids, self.open_ids = split_identities(
+            self.split,
+            data.num_identities,
+            self.fold,
+            self.num_folds,
+            self.num_open,
+            self.split_seed,
         )
         labels = data.labels
         in_train = torch.isin(labels, self.train_ids)
@@ -132,6 +145,15 @@ class FaceDataModule(L.LightningDataModule):
     def open_set(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, labels) of every open-set image, for embedding and scoring (in-memory sets)."""
         return self._stack(self.open_index)
+
+    def open_set_paths(self) -> list[str] | None:
+        """The file of every open-set image, in open_set() order; None where the set has no files."""
+        self._require_setup()
+        if isinstance(self.data, FaceSet):
+            paths = self.data.paths
+            return None if paths is None else [paths[int(i)] for i in self.open_index]
+        paths = [self.data.path(int(i)) for i in self.open_index]
+        return None if None in paths else paths
 
     def training_identities(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(uint8 images, class labels) of every image of the training identities (train + held out)."""

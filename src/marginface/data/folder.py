@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from marginface.data.base import DataError, FaceSet, LazyFaceSet
 from marginface.data.images import (
@@ -49,6 +50,7 @@ from marginface.data.images import (
 log = logging.getLogger(__name__)
 
 INDEX_NAME = ".marginface_index.tsv"
+PROGRESS_FROM = 2000  # images: smaller folders decode in a few seconds, without a bar
 INDEX_HEADER = "# marginface folder index v1: identity<TAB>file, one image a line"
 
 Listing = list[tuple[str, str]]  # (identity folder name, file name inside it), sorted
@@ -202,7 +204,16 @@ def decode_files(
     """Decode files; unreadable ones raise (on_error='raise') or are left out with one warning."""
     check_on_error(on_error)
     images, kept_identities, kept_paths, skipped = [], [], [], []
-    for path, identity in zip(paths, identities, strict=True):
+    # a bar for folders that take more than a few seconds to decode
+    bar = tqdm(
+        zip(paths, identities, strict=True),
+        total=len(paths),
+        desc="decoding",
+        unit="img",
+        disable=len(paths) < PROGRESS_FROM,
+        leave=False,
+    )
+    for path, identity in bar:
         try:
             images.append(decode_image(path, channels, size, crop))
         except DataError as error:
@@ -269,6 +280,7 @@ def load_folder(
         ),
         labels=torch.from_numpy(labels[keep]),
         identities=names,
+        paths=[str(kept_paths[i]) for i in keep],
     )
 
 

@@ -36,7 +36,8 @@ class PairsFile:
     """The pairs of a pairs.txt-style protocol file, in file order.
 
     Each pair is (name1, num1, name2, num2) with name1 == name2 for matched pairs; `folds` holds the
-    fold of each pair (from the header), or None for a file without a header.
+    fold of each pair (from the header), or None for a file without a header; `line_numbers` the
+    line of the file each pair was read from (for error messages).
     """
 
     pairs: list[tuple[str, int, str, int]]
@@ -44,6 +45,7 @@ class PairsFile:
     folds: list[int] | None
     num_folds: int
     pairs_per_class: int | None
+    line_numbers: list[int] | None = None
 
 
 def _header(tokens: list[str]) -> tuple[int, int] | None:
@@ -87,7 +89,7 @@ def read_pairs_file(path: str | os.PathLike) -> PairsFile:
                 f"{path}: header line {lines[0][1]!r} announces {num_folds} folds x {per_class} "
                 f"matched + {per_class} mismatched pairs = {expected} lines, found {len(body)}"
             )
-    pairs, issame, folds = [], [], []
+    pairs, issame, folds, line_numbers = [], [], [], []
     for position, (number, line) in enumerate(body):
         tokens = line.split()
         if header:
@@ -110,12 +112,14 @@ def read_pairs_file(path: str | os.PathLike) -> PairsFile:
         num1, num2 = (_image_number(t, path, number, line) for t in (first, second))
         pairs.append((name1, num1, name2, num2))
         issame.append(len(tokens) == 3)
+        line_numbers.append(number)
     return PairsFile(
         pairs=pairs,
         issame=issame,
         folds=folds if header else None,
         num_folds=header[0] if header else 1,
         pairs_per_class=header[1] if header else None,
+        line_numbers=line_numbers,
     )
 
 

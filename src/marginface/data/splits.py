@@ -1,7 +1,12 @@
-"""Identity-disjoint splits: k folds over identities for the open set, held-out images for closed-set validation."""
+"""Identity-disjoint splits: which identities train and which are open-set; held-out images for closed-set validation.
+
+`split_identities` dispatches on `data.split`: "folds" (k identity folds), "random" (seeded random
+splits, any number of them) or "unseen" (every identity open-set: evaluating a trained model).
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from marginface.data.base import DataError
@@ -32,6 +37,60 @@ def identity_folds(
     return torch.nonzero(mask).flatten(), open_ids
 
 
+def random_split(
+    num_identities: int, num_open: int, index: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train identities, open-set identities) of the `index`-th random split: `num_open` identities
+    drawn without replacement by a generator seeded with (seed, index).
+
+    Different splits are drawn independently, so they overlap: an identity can be open-set in many.
+    """
+    if index < 0:
+        raise DataError(
+            f"fold must be >= 0 with data.split=random (the split's number), got {index}"
+        )
+    if num_open < 2:
+        raise DataError(
+            f"data.num_open={num_open}: a random split needs at least 2 open-set (unseen) identities"
+        )
+    if num_identities - num_open < 1:
+        raise DataError(
+            f"data.num_open={num_open} of {num_identities} identities leaves "
+            f"{num_identities - num_open} to train on; lower data.num_open (at most "
+            f"{num_identities - 1}) or use data.split=unseen to evaluate on every identity"
+        )
+    order = np.random.default_rng([int(seed), int(index)]).permutation(num_identities)
+    open_ids = torch.from_numpy(np.sort(order[:num_open])).long()
+    mask = torch.ones(num_identities, dtype=torch.bool)
+    mask[open_ids] = False
+    return torch.nonzero(mask).flatten(), open_ids
+
+
+SPLITS = ("folds", "random", "unseen")
+
+
+def split_identities(
+    split: str,
+    num_identities: int,
+    fold: int = 0,
+    num_folds: int = 4,
+    num_open: int = 10,
+    seed: int = 0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(train identities, open-set identities) for `data.split` (see the module docstring)."""
+    if split == "folds":
+        return identity_folds(num_identities, num_folds, fold, seed)
+    if split == "random":
+        return random_split(num_identities, num_open, fold, seed)
+    if split == "unseen":
+        if num_identities < 2:
+            raise DataError(
+                f"data.split=unseen needs at least 2 identities to compare, got {num_identities}"
+            )
+        return torch.empty(0, dtype=torch.long), torch.arange(num_identities)
+    raise DataError(f"data.split={split!r}: expected one of {', '.join(SPLITS)} (data/README.md)")
+
+
 def holdout_per_identity(
     labels: torch.Tensor, per_identity: int, seed: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,7 +99,7 @@ def holdout_per_identity(
     An identity keeps at least one training image: it holds out min(per_identity, count - 1).
     """
     gen = torch.Generator().manual_seed(seed)
-    train, held = [], []
+    train, held = [torch.empty(0, dtype=torch.long)], [torch.empty(0, dtype=torch.long)]
     for identity in torch.unique(labels):
         index = torch.nonzero(labels == identity).flatten()
         index = index[torch.randperm(len(index), generator=gen)]

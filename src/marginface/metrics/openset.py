@@ -81,12 +81,14 @@ def open_set_metrics(
     n_folds: int = 10,
     ranks: Sequence[int] = (1, 5),
     fpirs: Sequence[float] = (1e-1, 1e-2),
+    folds: np.ndarray | None = None,
 ) -> tuple[dict[str, dict[str, float | None]], np.ndarray, np.ndarray]:
     """Return (the results.json "open_set" block, pair scores float32, pair issame bool).
 
     Embeddings are L2-normalised here, so every score is a cosine. Pairs are `pairs` ((i, j) or
     (i, j, issame), issame being checked against labels) or else pairs_for(labels, max_pairs,
-    seed). `search_factory()` must return a fresh search object; identification (gallery split
+    seed); `folds` (a fold id per pair, a protocol's own) replaces the `n_folds` random folds of
+    the k-fold accuracy. `search_factory()` must return a fresh search object; identification (gallery split
     by `seed`) and retrieval each build their own. Values are floats or None (not measurable).
     """
     embeddings, labels = check_embeddings(embeddings, labels)
@@ -99,7 +101,9 @@ def open_set_metrics(
             raise ValueError("pairs[2] (issame) disagrees with labels[i] == labels[j]")
     scores = pair_scores(embeddings, i, j)
     block = {
-        "verification": verification_metrics(scores, issame, fars=fars, n_folds=n_folds),
+        "verification": verification_metrics(
+            scores, issame, fars=fars, n_folds=n_folds, folds=folds
+        ),
         "identification": identification_metrics(
             embeddings, labels, search_factory(), seed=seed, ranks=ranks, fpirs=fpirs
         ),

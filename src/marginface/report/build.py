@@ -3,6 +3,7 @@
 Sources, all optional but results.json: each run's results.json (the tables), scores.npz (angle
 histograms), diagnostics.json (confidence, KL check, intra/inter angles), csv/metrics.csv (learning
 curves); head_scaling.json (weakness 1; measured here when absent); a folder of toy models.
+Groups of trained checkpoints on one unseen set (report/checkpoints.py) get a section of their own.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from marginface.report.aggregate import (
     is_baseline,
     paired_table,
     row_table,
+)
+from marginface.report.checkpoints import (
+    PAIR_METRICS,
+    paired_on_same_pairs,
+    reference_row,
+    unpaired_rows,
 )
 from marginface.report.diagnostics import target_logit_gradient
 from marginface.report.runs import Group, Run, collect
@@ -180,7 +187,7 @@ def write_csvs(
             ["group", "row", "metric", "n_pairs", "mean_diff", "ci95_lo", "ci95_hi", "shown"]
         )
         for g in groups:
-            for row, items in paired[g.key].items():
+            for row, items in paired.get(g.key, {}).items():
                 for p in items:
                     i = p.interval
                     w.writerow([g.title, row, p.metric.name, i.n, i.mean, i.lo, i.hi, p.shown])
@@ -234,6 +241,55 @@ def section_comparison(rep: Report, group: Group, table, paired) -> None:
         for row, items in paired.items()
     ]
     rep.add(*md_table(header, body), "")
+
+
+def section_checkpoints(rep: Report, group: Group, table) -> None:
+    """Trained checkpoints on one unseen set: a row per checkpoint, paired on the same pairs."""
+    rows = group.rows()
+    rep.add(
+        f"### {group.title}",
+        "",
+        f"`{group.slug}`: {len(group.runs)} checkpoints evaluated on the same set, every identity "
+        "unseen; one run each, so no interval over runs. Kept apart from the in-domain groups. "
+        "Protocol:",
+        "",
+        "```json",
+        json.dumps(group.protocol, sort_keys=True),
+        "```",
+        "",
+    )
+    shown = [m for m in METRICS if m.path[0] == "open_set"]
+    header = ["checkpoint", "head", "pairs"] + [m.name for m in shown]
+    body = []
+    for row, runs in rows.items():
+        run = runs[0]
+        cells = [fmt_value(table[row][m.name].mean, m.digits) for m in shown]
+        body.append([row, run.loss, f"{run.get('pairs', 'count') or 'n/a'}"] + cells)
+    rep.add(*md_table(header, body), "")
+    paired = paired_on_same_pairs(group)
+    if paired:
+        rep.add(
+            f"**Paired on the same pairs against {reference_row(group)}** (row minus reference) "
+            "[95% paired bootstrap over the pairs, 200 resamples; pairs share images, so the "
+            f"interval is optimistic]. {DAGGER} = the interval includes zero.",
+            "",
+        )
+        by_row: dict[str, dict[str, str]] = {}
+        for p in paired:
+            text = "n/m" if p.difference is None else fmt_value(p.difference, 4, sign=True)
+            if p.lo is not None and p.hi is not None:
+                text += f" [{p.lo:+.4f}, {p.hi:+.4f}]" + ("" if p.shown else f" {DAGGER}")
+            by_row.setdefault(p.row, {})[p.metric] = text
+        names = [name for name, _, _ in PAIR_METRICS]
+        body = [[row, *(cells.get(n, "n/a") for n in names)] for row, cells in by_row.items()]
+        rep.add(*md_table(["checkpoint", *names], body), "")
+    others = unpaired_rows(group, paired)
+    if others:
+        rep.add(
+            "Not paired (other pairs scored than the reference's, or no scores.npz): "
+            + "; ".join(others),
+            "",
+        )
 
 
 def section_weakness2(rep: Report, group: Group, table) -> None:
@@ -619,16 +675,17 @@ def build_report(
     out = Path(out) if out is not None else root / "report"
     out.mkdir(parents=True, exist_ok=True)
     rep = Report(out)
-    groups = collection.groups
-    tables = {g.key: row_table(g) for g in groups}
+    groups = [g for g in collection.groups if not g.checkpoints]
+    of_checkpoints = [g for g in collection.groups if g.checkpoints]
+    tables = {g.key: row_table(g) for g in collection.groups}
     paired = {g.key: paired_table(g) for g in groups}
-    write_csvs(out, groups, tables, paired)
+    write_csvs(out, groups + of_checkpoints, tables, paired)
 
     rep.add(
         "# marginface report: softmax against margin heads on unseen identities",
         "",
         f"Generated {dt.datetime.now():%Y-%m-%d %H:%M} from `{root}`: {len(collection.runs)} runs used "
-        f"in {len(groups)} group(s); {len(collection.problems)} run folder(s) not usable (listed at the "
+        f"in {len(collection.groups)} group(s); {len(collection.problems)} run folder(s) not usable (listed at the "
         "end). Runs on different data or protocols are never averaged together. How to read this: "
         "docs/report.md.",
         "",
@@ -641,11 +698,13 @@ def build_report(
         )
 
     rep.add("## 1. Comparison", "")
-    if not groups:
+    if not collection.groups:
         rep.add("No usable results.json under this folder.", "")
     for g in groups:
         section_comparison(rep, g, tables[g.key], paired[g.key])
         section_summary_group(rep, g, tables[g.key], paired[g.key])
+    for g in of_checkpoints:
+        section_checkpoints(rep, g, tables[g.key])
 
     rep.add("## 2. Weakness 1: the head grows with the number of identities", "")
     data, source = resolve_scaling(root, out, scaling_data, measure, log)

@@ -140,19 +140,23 @@ def write_open_set_artifacts(
     run_dir.mkdir(parents=True, exist_ok=True)
     scores = np.asarray(scores, dtype=np.float32)
     issame = np.asarray(issame, dtype=bool)
+    from marginface.io import atomic_file
+
     npz = run_dir / "scores.npz"
-    np.savez(npz, scores=scores, issame=issame)
+    with atomic_file(npz) as file:  # a crash leaves no half-written scores
+        np.savez(file, scores=scores, issame=issame)
     far, tar, thresholds = roc(scores, issame)
     keep = thin_roc(far)
     csv = run_dir / "roc.csv"  # thinned like the plot; scores.npz holds every pair
-    np.savetxt(
-        csv,
-        np.column_stack((thresholds[keep], far[keep], tar[keep])),
-        delimiter=",",
-        header="threshold,far,tar",
-        comments="",
-        fmt="%.9g",
-    )
+    with atomic_file(csv) as file:
+        np.savetxt(
+            file,
+            np.column_stack((thresholds[keep], far[keep], tar[keep])),
+            delimiter=",",
+            header="threshold,far,tar",
+            comments="",
+            fmt="%.9g",
+        )
     return [
         npz,
         csv,

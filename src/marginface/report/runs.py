@@ -5,6 +5,10 @@ or the training loop chooses (fold, seed, batch sizes, workers, augmentation), p
 without `artifacts`. Runs of different groups are never averaged together. Inside a group a row is a
 head (the `loss=` choice) plus whatever config values differ between that head's runs (a margin
 sweep, `criterion=mse`, another epoch count), so different recipes are never averaged either.
+
+Trained checkpoints evaluated on a set of unseen identities (`scripts/evaluate.py ckpt_path=...
+data.split=unseen`, results.json with a "checkpoint" block) form groups of their own, one row per
+checkpoint (its head, training data and seed): they are never averaged with in-domain runs.
 """
 
 from __future__ import annotations
@@ -99,6 +103,7 @@ class Group:
     synthetic: bool
     protocol: dict[str, Any]
     runs: list[Run] = field(default_factory=list)
+    checkpoints: bool = False  # trained checkpoints on one unseen set: a row per checkpoint
 
     @property
     def short(self) -> str:
@@ -166,7 +171,8 @@ def describe(protocol: dict[str, Any]) -> tuple[str, bool]:
     target = str(dataset.get("_target_", data.get("_target_", "unknown")))
     loader = target.rsplit(".", 1)[-1]
     synthetic = loader == "make_synthetic"
-    folds = data.get("num_folds")
+    split = data.get("split", "folds")
+    folds = data.get("num_folds") if split == "folds" else None
     size = data.get("image_size")
     if loader == "load_orl":
         name, identities = "ORL faces", 40
@@ -185,6 +191,10 @@ def describe(protocol: dict[str, Any]) -> tuple[str, bool]:
         )
     elif folds:
         parts.append(f"{folds} identity folds")
+    elif split == "unseen":
+        parts.append("every identity unseen")
+    elif split == "random":
+        parts.append(f"random splits of {data.get('num_open')} unseen identities (overlapping)")
     if size:
         parts.append(f"{size[0]}x{size[1]} px")
     return ", ".join(parts), synthetic
@@ -281,18 +291,52 @@ def _group(runs: list[Run]) -> tuple[list[Group], list[Problem]]:
     by_key: dict[str, Group] = {}
     for run in runs:
         protocol = protocol_of(run.config)
-        key = json.dumps(protocol, sort_keys=True)
+        of_checkpoints = is_checkpoint_run(run)
+        key = json.dumps({"checkpoints": protocol} if of_checkpoints else protocol, sort_keys=True)
         if key not in by_key:
             title, synthetic = describe(protocol)
-            by_key[key] = Group(key, _slug(protocol, key), title, synthetic, protocol)
+            if of_checkpoints:
+                title = f"trained checkpoints on {title}"
+            group = Group(key, _slug(protocol, key), title, synthetic, protocol)
+            group.checkpoints = of_checkpoints
+            by_key[key] = group
         by_key[key].runs.append(run)
     superseded: list[Problem] = []
     for group in by_key.values():
-        _label_rows(group)
+        if group.checkpoints:
+            _label_checkpoint_rows(group)
+        else:
+            _label_rows(group)
         group.runs, dropped = _drop_reruns(group.runs)
         superseded += dropped
     groups = sorted(by_key.values(), key=lambda g: (g.synthetic, g.title, g.slug))
     return groups, superseded
+
+
+def is_checkpoint_run(run: Run) -> bool:
+    """A trained checkpoint evaluated on a set of unseen identities (data.split=unseen)."""
+    return bool(run.get("checkpoint")) and (run.config.get("data") or {}).get("split") == "unseen"
+
+
+def checkpoint_label(run: Run) -> str:
+    """A checkpoint's row: its head, the data it was trained on (with the fold) and its seed."""
+    ckpt = run.results["checkpoint"]
+    trained_on = describe({"data": ckpt.get("data") or {}})[0].split(",")[0].split(" (")[0]
+    return f"{ckpt.get('loss')}, trained on {trained_on} fold {ckpt.get('fold')}, seed {ckpt.get('seed')}"
+
+
+def _label_checkpoint_rows(group: Group) -> None:
+    """One row per checkpoint; two checkpoints that read the same get their paths appended."""
+    labels = {id(run): checkpoint_label(run) for run in group.runs}
+    paths = defaultdict(set)
+    for run in group.runs:
+        paths[labels[id(run)]].add(str(run.results["checkpoint"].get("path")))
+    for run in group.runs:
+        label = labels[id(run)]
+        run.row = (
+            label if len(paths[label]) == 1 else f"{label} ({run.results['checkpoint']['path']})"
+        )
+        run.context = run.row  # never paired by fold and seed: paired on the same pairs instead
 
 
 def _label_rows(group: Group) -> None:

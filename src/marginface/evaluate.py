@@ -135,10 +135,67 @@ def search_factory(search_cfg: DictConfig | dict | None):
     return functools.partial(instantiate, search_cfg)
 
 
-def evaluate_embeddings(
-    embeddings: np.ndarray, labels: np.ndarray, cfg: DictConfig, run_dir: Path | None
+def distractor_images(data_cfg: DictConfig, ev: DictConfig | dict, dm: Any) -> torch.Tensor | None:
+    """uint8 images of `eval.distractors` never-trained identities at `dm`'s size (None for 0).
+
+    From `eval.distractor_root` (one image per sub-folder) when set, else from the data set's own
+    generator beyond its identities (data/distractors.py).
+    """
+    from marginface.data.distractors import folder_distractors, generated_distractors
+    from marginface.data.transforms import match_channels, resize_uint8
+
+    count = int(ev.get("distractors") or 0)
+    if count <= 0:
+        return None
+    if ev.get("distractor_root"):
+        return folder_distractors(ev["distractor_root"], count, dm.channels, dm.image_size)
+    images = generated_distractors(instantiate(data_cfg.dataset), dm.data.num_identities, count)
+    return match_channels(resize_uint8(images, dm.image_size), dm.channels)
+
+
+def distractor_embeddings(
+    cfg: DictConfig, backbone: nn.Module, dm: Any, whitening: Any = None, device: Any = "cpu"
+) -> np.ndarray | None:
+    """Embeddings of the distractors (None without `eval.distractors`), whitened as the open set is."""
+    images = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
+    if images is None:
+        return None
+    embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+    return embeddings if whitening is None else whitening(embeddings)
+
+
+def evaluate_distractors(
+    embeddings: np.ndarray, labels: np.ndarray, distractors: np.ndarray, cfg: DictConfig
 ) -> dict:
-    """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`."""
+    """The "identification_distractors" block: identification with the distractors in the gallery."""
+    from marginface.metrics.identification import identification_metrics
+    from marginface.metrics.openset import check_embeddings
+
+    embeddings, labels = check_embeddings(embeddings, labels)
+    distractors = np.asarray(distractors, dtype=np.float32)
+    distractors = distractors / np.linalg.norm(distractors, axis=1, keepdims=True).clip(min=1e-12)
+    block = identification_metrics(
+        embeddings,
+        labels,
+        search_factory(cfg.get("search"))(),
+        seed=int(cfg.get("seed", 0)),
+        distractors=distractors,
+    )
+    return {"distractors": len(distractors), **block}
+
+
+def evaluate_embeddings(
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    cfg: DictConfig,
+    run_dir: Path | None,
+    distractors: np.ndarray | None = None,
+) -> dict:
+    """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`.
+
+    With `distractors` (embeddings of never-trained identities), identification is also scored with
+    them in the gallery: the block's "identification_distractors".
+    """
     from marginface.metrics.openset import open_set_metrics
 
     ev = cfg.get("eval", {}) or {}
@@ -153,6 +210,10 @@ def evaluate_embeddings(
         from marginface.report.plots import write_open_set_artifacts
 
         write_open_set_artifacts(run_dir, scores, issame)
+    if distractors is not None:
+        block["identification_distractors"] = evaluate_distractors(
+            embeddings, labels, distractors, cfg
+        )
     return block
 
 
@@ -323,7 +384,18 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     kind = cfg.model.kind
     start = time.perf_counter()
-    head, loss_name, closed = None, kind, None
+    head, loss_name, closed, distractors = None, kind, None, None
+    if cfg.eval.get("distractors") and cfg.data.get("verification") is not None:
+        raise ValueError(
+            f"eval.distractors={cfg.eval.distractors} needs an identification gallery, but "
+            "data.verification is a pair-list protocol (verification only); use a data set of "
+            "identities (data=orl, synthetic, folder, ...) or eval.distractors=0"
+        )
+    if cfg.eval.get("distractors") and kind != "checkpoint":
+        raise ValueError(
+            f"eval.distractors={cfg.eval.distractors} is supported for model=checkpoint only, "
+            f"not model.kind={kind!r}"
+        )
     if cfg.data.get("verification") is not None:
         results = evaluate_verification_protocol(cfg, run_dir)
         write_json(run_dir / "results.json", results)
@@ -346,13 +418,14 @@ def evaluate(cfg: DictConfig) -> dict:
         loss_name = ckpt.get("loss_name", "unknown")
         images, labels_t = dm.open_set()
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
-        embeddings, _ = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        distractors = distractor_embeddings(cfg, backbone, dm, whitening)
         labels = labels_t.numpy()
         if dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())
     else:
         raise ValueError(f"model.kind must be 'checkpoint' or 'eigenfaces', got {kind!r}")
-    block = evaluate_embeddings(embeddings, labels, cfg, run_dir)
+    block = evaluate_embeddings(embeddings, labels, cfg, run_dir, distractors)
     eval_s = time.perf_counter() - start
     results = build_results(
         cfg,

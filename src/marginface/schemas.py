@@ -197,6 +197,36 @@ def _check_top_level(tree: dict) -> list[str]:
         problems.append(
             f"ckpt_path={ckpt}: no such checkpoint (ckpt_path=last resumes the run in hydra.run.dir)"
         )
+    problems += _check_evidence_keys(tree, data)
+    return problems
+
+
+def _check_evidence_keys(tree: dict, data: dict) -> list[str]:
+    """init_from, data.train_identities, eval.distractors and eval.distractor_root."""
+    problems = []
+    init = tree.get("init_from")
+    if init not in (None, "") and not Path(str(init)).expanduser().is_file():
+        problems.append(
+            f"init_from={init}: no such checkpoint (a training run keeps its weights in "
+            "<run dir>/checkpoints/last.ckpt)"
+        )
+    count = data.get("train_identities")
+    if count is not None and not (
+        isinstance(count, int) and not isinstance(count, bool) and count >= 2
+    ):
+        problems.append(
+            f"data.train_identities={count!r}: expected null (all) or an integer >= 2 "
+            "(at most the split's training identities)"
+        )
+    ev = tree.get("eval") if isinstance(tree.get("eval"), dict) else {}
+    k = ev.get("distractors", 0)
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+        problems.append(f"eval.distractors={k!r}: expected an integer >= 0")
+    root = ev.get("distractor_root")
+    if root not in (None, "") and not Path(str(root)).expanduser().is_dir():
+        problems.append(
+            f"eval.distractor_root={root}: no such folder (one sub-folder per distractor identity)"
+        )
     return problems
 
 

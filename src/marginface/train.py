@@ -17,8 +17,10 @@ from marginface.evaluate import (
     apply_wccn,
     build_results,
     closed_set_accuracy,
+    distractor_embeddings,
     evaluate_embeddings,
     extract_embeddings,
+    load_checkpoint,
 )
 from marginface.heads.sharded import build_head, gather_head
 from marginface.io import write_json
@@ -78,11 +80,42 @@ class _ConfigInCheckpoint(L.Callback):
         checkpoint["loss_name"] = self.loss
 
 
+def init_backbone(backbone: torch.nn.Module, path: str | Path) -> None:
+    """Load the backbone weights of the training checkpoint at `path` into `backbone` (fine-tuning).
+
+    Every parameter and buffer must be there with the same shape: a checkpoint of another
+    architecture is refused with the keys and shapes that differ, before any training.
+    """
+    ckpt = load_checkpoint(path)
+    prefix = "backbone."
+    theirs = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    mine = backbone.state_dict()
+    missing = sorted(set(mine) - set(theirs))
+    extra = sorted(set(theirs) - set(mine))
+    shapes = [
+        f"{k}: {tuple(theirs[k].shape)} in the checkpoint, {tuple(v.shape)} here"
+        for k, v in mine.items()
+        if k in theirs and theirs[k].shape != v.shape
+    ]
+    if missing or extra or shapes:
+        stored = ckpt["marginface_config"].get("backbone", {})
+        details = shapes[:5] + [f"missing: {', '.join(missing[:5])}"] * bool(missing)
+        details += [f"unexpected: {', '.join(extra[:5])}"] * bool(extra)
+        raise ValueError(
+            f"init_from={path}: its backbone ({stored}) does not match this run's backbone; "
+            + "; ".join(details)
+            + ". Use the checkpoint's backbone settings (and data.channels) for the fine-tuning run"
+        )
+    backbone.load_state_dict(theirs)
+
+
 def build(cfg: DictConfig) -> tuple[Any, FaceModule]:
     """(datamodule, module) from the config, the datamodule already set up."""
     datamodule = instantiate(cfg.data)
     datamodule.setup()
     backbone = instantiate(cfg.backbone)
+    if cfg.get("init_from"):
+        init_backbone(backbone, cfg.init_from)  # fine-tuning: backbone from a run, head new
     head = build_head(  # heads/sharded.py: the plain head unless head.sharded / head.sample_rate
         cfg.loss, cfg.get("head"), backbone.embedding_dim, datamodule.num_classes
     )
@@ -152,10 +185,11 @@ def train(cfg: DictConfig) -> dict:
         # last.ckpt carries it (fit with these, the last weights; best.ckpt's weights may differ
         # and get theirs fit at evaluation), so enrol/identify and export use the same map
         add_to_checkpoints([run_dir / CHECKPOINT_DIR / LAST], CHECKPOINT_KEY, whitening.state())
+    distractors = distractor_embeddings(cfg, module.backbone, datamodule, whitening, device)
     closed = closed_set_accuracy(
         module.backbone, module.head, *datamodule.closed_set(), device=device
     )
-    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir)
+    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir, distractors)
     if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
         closed_set = datamodule.closed_set()
         write_diagnostics(

@@ -84,3 +84,17 @@ def test_distractors_on_a_pair_list_protocol_are_refused(tmp_path):
 def test_bad_evidence_keys_fail_validation(tiny_train_cfg, override, message):
     with pytest.raises(ConfigError, match=message):
         validate_config(tiny_train_cfg(override))
+
+
+def test_too_few_distractor_folders_fail_validation(tiny_train_cfg, tmp_path):
+    for k in range(2):
+        (tmp_path / "faces" / f"p{k}").mkdir(parents=True)
+    cfg = tiny_train_cfg("eval.distractors=3", f"eval.distractor_root={tmp_path / 'faces'}")
+    with pytest.raises(ConfigError, match="holds 2 sub-folders; set eval.distractors <= 2"):
+        validate_config(cfg)
+
+
+def test_distractors_from_a_set_that_generates_none_fail_validation(tmp_path):
+    cfg = compose_config("train", ["data=orl", "eval.distractors=5"], tmp_path)
+    with pytest.raises(ConfigError, match=r"load_orl\) cannot generate new identities"):
+        validate_config(cfg)

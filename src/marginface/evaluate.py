@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from marginface.data.transforms import to_float
+from marginface.training.checkpoints import load_checkpoint
 from marginface.training.failures import records_failure
 
 log = logging.getLogger(__name__)
@@ -222,6 +223,55 @@ def warn_single_image_identities(labels: np.ndarray) -> None:
         )
 
 
+def distractor_images(data_cfg: DictConfig, ev: DictConfig | dict, dm: Any) -> torch.Tensor | None:
+    """uint8 images of `eval.distractors` never-trained identities at `dm`'s size (None for 0).
+
+    From `eval.distractor_root` (one image per sub-folder) when set, else from the data set's own
+    generator beyond its identities (data/distractors.py).
+    """
+    from marginface.data.distractors import folder_distractors, generated_distractors
+    from marginface.data.transforms import match_channels, resize_uint8
+
+    count = int(ev.get("distractors") or 0)
+    if count <= 0:
+        return None
+    if ev.get("distractor_root"):
+        return folder_distractors(ev["distractor_root"], count, dm.channels, dm.image_size)
+    images = generated_distractors(instantiate(data_cfg.dataset), dm.data.num_identities, count)
+    return match_channels(resize_uint8(images, dm.image_size), dm.channels)
+
+
+def distractor_embeddings(
+    cfg: DictConfig, backbone: nn.Module, dm: Any, whitening: Any = None, device: Any = "cpu"
+) -> np.ndarray | None:
+    """Embeddings of the distractors (None without `eval.distractors`), whitened as the open set is."""
+    images = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
+    if images is None:
+        return None
+    embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+    return embeddings if whitening is None else whitening(embeddings)
+
+
+def evaluate_distractors(
+    embeddings: np.ndarray, labels: np.ndarray, distractors: np.ndarray, cfg: DictConfig
+) -> dict:
+    """The "identification_distractors" block: identification with the distractors in the gallery."""
+    from marginface.metrics.identification import identification_metrics
+    from marginface.metrics.openset import check_embeddings
+
+    embeddings, labels = check_embeddings(embeddings, labels)
+    distractors = np.asarray(distractors, dtype=np.float32)
+    distractors = distractors / np.linalg.norm(distractors, axis=1, keepdims=True).clip(min=1e-12)
+    block = identification_metrics(
+        embeddings,
+        labels,
+        search_factory(cfg.get("search"))(),
+        seed=int(cfg.get("seed", 0)),
+        distractors=distractors,
+    )
+    return {"distractors": len(distractors), **block}
+
+
 def evaluate_embeddings(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -229,11 +279,14 @@ def evaluate_embeddings(
     run_dir: Path | None,
     paths: list[str] | None = None,
     record: dict | None = None,
+    distractors: np.ndarray | None = None,
 ) -> dict:
     """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`.
 
     `paths` (the file of each embedded image) is what a pairs file in `eval.pairs` refers to;
     `record`, when given, receives the pairs' count and fingerprint (`pairs_fingerprint`).
+    With `distractors` (embeddings of never-trained identities), identification is also scored with
+    them in the gallery: the block's "identification_distractors".
     """
     from marginface.metrics.openset import open_set_metrics
 
@@ -255,6 +308,10 @@ def evaluate_embeddings(
         from marginface.report.plots import write_open_set_artifacts
 
         write_open_set_artifacts(run_dir, scores, issame)
+    if distractors is not None:
+        block["identification_distractors"] = evaluate_distractors(
+            embeddings, labels, distractors, cfg
+        )
     return block
 
 
@@ -309,26 +366,6 @@ def eigenfaces_embeddings(
     features = model.transform(to_float(images).flatten(1).numpy())
     features = features / np.linalg.norm(features, axis=1, keepdims=True).clip(min=1e-12)
     return features.astype(np.float32), labels.numpy()
-
-
-def load_checkpoint(path: str | Path) -> dict:
-    """Read a training checkpoint, with an error that says what is wrong when it cannot be used."""
-    path = Path(str(path)).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint not found: {path} (runs keep theirs in <run dir>/checkpoints/last.ckpt)"
-        )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise ValueError(
-            f"checkpoint {path} could not be read ({type(err).__name__}: {err}); is it truncated?"
-        ) from err
-    if "state_dict" not in ckpt or "marginface_config" not in ckpt:
-        raise ValueError(
-            f"{path} is not a marginface training checkpoint (no state_dict / marginface_config)"
-        )
-    return ckpt
 
 
 def _load_part(module: nn.Module, state: dict, prefix: str, ckpt_path: str | Path) -> None:
@@ -504,7 +541,18 @@ def evaluate(cfg: DictConfig) -> dict:
     kind = cfg.model.kind
     start = time.perf_counter()
     quiet_libraries()
-    head, loss_name, closed = None, kind, None
+    head, loss_name, closed, distractors = None, kind, None, None
+    if cfg.eval.get("distractors") and cfg.data.get("verification") is not None:
+        raise ValueError(
+            f"eval.distractors={cfg.eval.distractors} needs an identification gallery, but "
+            "data.verification is a pair-list protocol (verification only); use a data set of "
+            "identities (data=orl, synthetic, folder, ...) or eval.distractors=0"
+        )
+    if cfg.eval.get("distractors") and kind != "checkpoint":
+        raise ValueError(
+            f"eval.distractors={cfg.eval.distractors} is supported for model=checkpoint only, "
+            f"not model.kind={kind!r}"
+        )
     if cfg.data.get("verification") is not None:
         results = evaluate_verification_protocol(cfg, run_dir)
         write_json(run_dir / "results.json", results)
@@ -532,11 +580,14 @@ def evaluate(cfg: DictConfig) -> dict:
         images, labels_t = dm.open_set()
         labels = labels_t.numpy()
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
-        embeddings, _ = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        distractors = distractor_embeddings(cfg, backbone, dm, whitening)
         if dm.num_classes and dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())
     pairs: dict[str, Any] = {}
-    block = evaluate_embeddings(embeddings, labels, cfg, run_dir, dm.open_set_paths(), pairs)
+    block = evaluate_embeddings(
+        embeddings, labels, cfg, run_dir, dm.open_set_paths(), pairs, distractors=distractors
+    )
     eval_s = time.perf_counter() - start
     results = build_results(
         cfg,

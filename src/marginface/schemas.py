@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections.abc as abc
 import difflib
 import inspect
+import os
 import types
 import typing
 from pathlib import Path
@@ -206,7 +207,61 @@ def _check_top_level(tree: dict) -> list[str]:
         problems.append(
             f"ckpt_path={ckpt}: no such checkpoint (ckpt_path=last resumes the run in hydra.run.dir)"
         )
+    problems += _check_evidence_keys(tree, data)
     return problems
+
+
+def _check_evidence_keys(tree: dict, data: dict) -> list[str]:
+    """init_from, data.train_identities, eval.distractors and eval.distractor_root."""
+    problems = []
+    init = tree.get("init_from")
+    if init not in (None, "") and not Path(str(init)).expanduser().is_file():
+        problems.append(
+            f"init_from={init}: no such checkpoint (a training run keeps its weights in "
+            "<run dir>/checkpoints/last.ckpt)"
+        )
+    count = data.get("train_identities")
+    if count is not None and not (
+        isinstance(count, int) and not isinstance(count, bool) and count >= 2
+    ):
+        problems.append(
+            f"data.train_identities={count!r}: expected null (all) or an integer >= 2 "
+            "(at most the split's training identities)"
+        )
+    ev = tree.get("eval") if isinstance(tree.get("eval"), dict) else {}
+    k = ev.get("distractors", 0)
+    if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
+        problems.append(f"eval.distractors={k!r}: expected an integer >= 0")
+    root = ev.get("distractor_root")
+    if root not in (None, "") and not Path(str(root)).expanduser().is_dir():
+        problems.append(
+            f"eval.distractor_root={root}: no such folder (one sub-folder per distractor identity)"
+        )
+    elif root not in (None, "") and isinstance(k, int) and k > 0:
+        folders = sum(e.is_dir() for e in os.scandir(Path(str(root)).expanduser()))
+        if folders < k:
+            problems.append(
+                f"eval.distractors={k}: eval.distractor_root={root} holds {folders} sub-folders; "
+                f"set eval.distractors <= {folders}"
+            )
+    elif isinstance(k, int) and k > 0 and not _generates_identities(data.get("dataset")):
+        target = (data.get("dataset") or {}).get("_target_")
+        problems.append(
+            f"eval.distractors={k}: data.dataset ({target}) cannot generate new identities; set "
+            "eval.distractor_root=PATH (a folder of identity sub-folders, data/README.md)"
+        )
+    return problems
+
+
+def _generates_identities(dataset: Any) -> bool:
+    """Whether data.dataset builds a generator that takes num_identities (distractors from it)."""
+    if not isinstance(dataset, dict) or "_target_" not in dataset:
+        return False
+    try:
+        params = inspect.signature(get_object(str(dataset["_target_"]))).parameters
+    except Exception:  # noqa: BLE001 - an unimportable target is reported by check_node
+        return True
+    return {"num_identities", "images_per_identity"} <= set(params)
 
 
 def _probe_head(cfg: DictConfig) -> list[str]:

@@ -80,3 +80,36 @@ def test_errors_say_what_is_missing(brute_search):
         identification_metrics(np.eye(4), np.arange(4), brute_search())
     with pytest.raises(ValueError, match="gallery_fraction"):
         split_gallery_probes(LABELS, gallery_fraction=1.0)
+
+
+def test_distractors_take_rank1_and_raise_the_non_mated_scores_by_hand(brute_search, circle):
+    """One distractor at 130 degrees in the hand-built gallery (A at 0, B at 90)."""
+    embeddings = hand_built(circle)
+    distractor = circle(np.array([130.0]))
+    out = identification_metrics(
+        embeddings,
+        LABELS,
+        brute_search(),
+        ranks=(1, 2, 5),
+        fpirs=(0.2, 0.5),
+        distractors=distractor,
+    )
+    # B at 140 is now nearer the distractor (10 deg) than B (50 deg): rank 2; A at 80 falls to
+    # rank 3 (B at 10 deg, distractor at 50 deg, A at 80 deg); A at 10 and B at 95 keep rank 1
+    assert out["rank1"] == 0.5
+    assert out["rank2"] == 0.75
+    assert out["rank5"] == 1.0
+    # best non-mated scores: .966 .866 .643 (180 vs 130) .5 .342 (200 vs 130) -.087 (225 vs 130)
+    # FPIR 0.2: t = .866, mates above it at rank 1: A at 10 and B at 95
+    assert out["dir@fpir=2e-1"] == 0.5
+    # FPIR 0.5: t = .5; B at 140 lost rank 1, so 0.5 instead of 0.75 without the distractor
+    assert out["dir@fpir=5e-1"] == 0.5
+    plain = identification_metrics(embeddings, LABELS, brute_search(), fpirs=(0.5,))
+    assert plain["rank1"] == 0.75 and plain["dir@fpir=5e-1"] == 0.75
+
+
+def test_distractors_of_another_width_are_refused(brute_search, circle):
+    with pytest.raises(ValueError, match="distractors must be"):
+        identification_metrics(
+            hand_built(circle), LABELS, brute_search(), distractors=np.ones((2, 3))
+        )

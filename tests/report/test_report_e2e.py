@@ -78,3 +78,49 @@ def test_toy_models_train_and_draw(tmp_path):
     assert results["head"]["parameters"] == 8 * 2  # 8 trained identities x 2-D
     # toy runs are marked: a report over a folder that holds them leaves them out of the tables
     assert collect(tmp_path).runs == []
+
+
+@pytest.mark.slow
+def test_identity_scaling_quick_end_to_end(tmp_path):
+    """experiment=identity_scaling_quick shrunk to tiny synthetic data: 3 N x 3 heads x 2 seeds."""
+    root = tmp_path / "multirun"
+    cmd = [
+        sys.executable,
+        str(ROOT / "scripts" / "train.py"),
+        "-m",
+        "experiment=identity_scaling_quick",
+        "data=synthetic",
+        "data.dataset.num_identities=36",
+        "data.dataset.images_per_identity=4",
+        "data.num_folds=6",  # 6 open-set identities, 30 to train on
+        "data.val_per_identity=1",
+        "data.train_identities=4,10,30",
+        "eval.distractors=12",
+        "backbone.widths=[4,8,8,16]",
+        "backbone.embedding_dim=16",
+        "trainer.max_epochs=1",
+        "trainer.enable_progress_bar=false",
+        f"hydra.sweep.dir={root}",
+        "hydra.sweep.subdir=${hydra.job.num}",
+    ]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = sorted(root.rglob("results.json"))
+    assert len(runs) == 18
+    n_of = {}
+    for path in runs:
+        results = json.loads(path.read_text())
+        assert results["open_set"]["identification_distractors"]["distractors"] == 12
+        n_of[path] = results["config"]["data"]["train_identities"]
+        assert results["head"]["parameters"] == n_of[path] * 16  # N classes x 16-d, no bias
+    build_report(root, tmp_path / "report", measure=False, log=None)
+    with open(tmp_path / "report" / "identity_scaling.csv") as f:
+        lines = f.read().splitlines()
+    assert lines[0] == "train_identities,head,metric,mean,low,high,n"
+    body = [line.split(",") for line in lines[1:]]
+    assert {(r[0], r[1]) for r in body} == {
+        (n, h) for n in ("4", "10", "30") for h in ("amsoftmax", "arcface")
+    }
+    # 2 seeds paired at each N (TAR at 1e-3 / 1e-4 is unmeasurable on so few impostor pairs)
+    assert all(r[-1] == "2" for r in body if r[2] in ("EER", "rank-1, distractors"))
+    assert (tmp_path / "report" / "identity_scaling.png").read_bytes()[:8] == PNG

@@ -52,3 +52,42 @@ def test_synthetic_study_has_many_identities():
     cfg = sweep("ablation_synthetic")
     ids, folds = cfg.data.dataset.num_identities, cfg.data.num_folds
     assert ids - ids // folds == 1000 and ids // folds == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "ns", "heads", "seeds", "open_ids"),
+    [
+        (
+            "identity_scaling",
+            [30, 100, 300, 1000, 3000],
+            ["softmax", "amsoftmax", "arcface", "adaface", "curricularface"],
+            4,
+            500,
+        ),
+        ("identity_scaling_quick", [30, 300, 1000], ["softmax", "amsoftmax", "arcface"], 2, 200),
+    ],
+)
+def test_identity_scaling_sweeps(name, ns, heads, seeds, open_ids):
+    cfg = sweep(name)
+    params = {k: str(v).split(",") for k, v in cfg.hydra.sweeper.params.items()}
+    assert [int(n) for n in params["data.train_identities"]] == ns
+    assert params["loss"] == heads and len(params["seed"]) == seeds
+    assert list(params)[-1] == "loss"  # loss varies fastest
+    ids, folds = cfg.data.dataset.num_identities, cfg.data.num_folds
+    assert ids // folds == open_ids and ids - ids // folds >= max(
+        ns
+    )  # every N fits beside the open set
+    assert cfg.fold == 0 and cfg.threads == 1 and cfg.eval.distractors > 0
+    assert str(cfg.hydra.sweep.dir).startswith(f"multirun/{name}/")
+
+
+def test_finetune_experiments_share_the_orl_input():
+    pre, fine = sweep("pretrain_synthfaces"), sweep("finetune_orl")
+    assert list(pre.data.image_size) == list(fine.data.image_size) == [56, 48]
+    assert pre.data.channels == fine.data.channels == 1
+    assert pre.backbone == fine.backbone  # init_from needs the same architecture
+    assert (
+        pre.data.dataset.num_identities - pre.data.dataset.num_identities // pre.data.num_folds
+        >= 3000
+    )
+    assert fine.data.dataset._target_.endswith("load_orl")

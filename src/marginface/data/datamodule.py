@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from marginface.data.base import DataError, FaceSet, LazyFaceSet
 from marginface.data.samplers import EpochShuffleSampler
-from marginface.data.splits import holdout_per_identity, split_identities
+from marginface.data.splits import holdout_per_identity, nested_identities, split_identities
 from marginface.data.transforms import augment, match_channels, resize_uint8, to_float
 
 #: names of the validation loaders (FaceDataModule.val_loader_names)
@@ -52,6 +52,8 @@ class FaceDataModule(L.LightningDataModule):
     identity; nothing to train on, num_classes 0: evaluating a trained model on a new set).
 
     Of each training identity, `val_per_identity` images are held out for closed-set validation.
+    `train_identities` N trains on a nested subset of N of them (splits.nested_identities); the
+    open set stays the same, and the other training identities are left unused.
     In-memory sets are resized and channel-matched once at set-up; batches stay uint8 until they
     reach the device, where they are normalised (and augmented in training) as whole batches.
     """
@@ -72,6 +74,7 @@ class FaceDataModule(L.LightningDataModule):
         num_workers: int = 0,
         augment: Mapping[str, Any] | None = None,
         seed: int = 0,
+        train_identities: int | None = None,
     ) -> None:
         super().__init__()
         self._dataset_source = dataset
@@ -84,6 +87,7 @@ class FaceDataModule(L.LightningDataModule):
         self.num_workers = int(num_workers)
         self.augment_args = dict(augment or {})
         self.seed = int(seed)
+        self.train_identities = None if train_identities is None else int(train_identities)
         self.data: FaceSet | LazyFaceSet | None = None
 
     # -- set-up -----------------------------------------------------------------------------
@@ -111,6 +115,7 @@ class FaceDataModule(L.LightningDataModule):
             self.num_open,
             self.split_seed,
         )
+        self.train_ids = nested_identities(self.train_ids, self.train_identities, self.split_seed)
         labels = data.labels
         in_train = torch.isin(labels, self.train_ids)
         train_pool = torch.nonzero(in_train).flatten()
@@ -118,7 +123,7 @@ class FaceDataModule(L.LightningDataModule):
             labels[train_pool], self.val_per_identity, self.split_seed
         )
         self.train_index, self.val_index = train_pool[fit_local], train_pool[val_local]
-        self.open_index = torch.nonzero(~in_train).flatten()
+        self.open_index = torch.nonzero(torch.isin(labels, self.open_ids)).flatten()
         if len(self.open_index) < 2:
             raise DataError(
                 f"fold {self.fold} leaves {len(self.open_index)} open-set images; need at least 2"

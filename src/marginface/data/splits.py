@@ -107,3 +107,22 @@ def holdout_per_identity(
         held.append(index[:k])
         train.append(index[k:])
     return torch.cat(train).sort().values, torch.cat(held).sort().values
+
+
+def nested_identities(train_ids: torch.Tensor, count: int | None, seed: int = 0) -> torch.Tensor:
+    """The first `count` of `train_ids` in a permutation fixed by `seed` (sorted); all when None.
+
+    Nested: for one seed, the subset of 100 lies inside the subset of 300, so a scaling study adds
+    identities to a run instead of drawing new ones.
+    """
+    if count is None:
+        return train_ids
+    if not 2 <= count <= len(train_ids):
+        raise DataError(
+            f"data.train_identities={count}: this split has {len(train_ids)} training identities, "
+            f"so it must lie in [2, {len(train_ids)}] (or null for all); use a larger data set "
+            "or fewer open-set identities (data/README.md)"
+        )
+    # an offset seed: the subset's order is not the fold permutation's order again
+    order = torch.randperm(len(train_ids), generator=torch.Generator().manual_seed(seed + 1))
+    return train_ids[order[:count]].sort().values

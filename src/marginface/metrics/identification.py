@@ -75,12 +75,15 @@ def identification_metrics(
     ranks: Sequence[int] = (1, 5),
     fpirs: Sequence[float] = (1e-1, 1e-2),
     gallery_fraction: float = 0.5,
+    distractors: np.ndarray | None = None,
 ) -> dict[str, float | None]:
     """rank{k} for k in ranks and dir@fpir=f for f in fpirs, on split_gallery_probes(labels, seed).
 
     `search` is built on the gallery. With fewer gallery entries than k, rank-k counts a mate
     found anywhere. DIR@FPIR=f uses the lowest threshold whose FPIR <= f (as TAR@FAR does) and is
-    None where f * n_nonmated < 1.
+    None where f * n_nonmated < 1. `distractors` (K, D): embeddings of K identities that are no
+    probe's mate, enrolled in the gallery beside it (MegaFace-style); they can only take rank 1
+    from a mate and raise the best non-mated score.
     """
     embeddings = np.asarray(embeddings)
     labels = np.asarray(labels)
@@ -97,11 +100,23 @@ def identification_metrics(
             "identities with at least 2 images"
         )
     probes = np.concatenate((split.mated, split.nonmated))
-    search.build(embeddings[split.gallery])
+    gallery = embeddings[split.gallery]
+    n_enrolled = len(gallery)
+    if distractors is not None and len(distractors):
+        distractors = np.asarray(distractors, dtype=gallery.dtype)
+        if distractors.ndim != 2 or distractors.shape[1] != gallery.shape[1]:
+            raise ValueError(
+                f"distractors must be (K, {gallery.shape[1]}) like the embeddings, got {distractors.shape}"
+            )
+        gallery = np.concatenate((gallery, distractors))
+    search.build(gallery)
     scores, ids = search.search(embeddings[probes], max(ranks, default=1))
     n_mated = len(split.mated)
-    found = labels[split.gallery][np.clip(ids[:n_mated], 0, None)]  # id -1: nothing found
-    hit = (ids[:n_mated] >= 0) & (found == labels[split.mated][:, None])
+    mine = ids[:n_mated]
+    # a hit is an enrolled identity's entry (not a distractor, not -1: nothing found) with the label
+    enrolled = (mine >= 0) & (mine < n_enrolled)
+    found = labels[split.gallery][np.clip(mine, 0, n_enrolled - 1)]
+    hit = enrolled & (found == labels[split.mated][:, None])
     # index of the mate in each result list, len(row) where it was not returned
     mate_rank = np.where(hit.any(axis=1), np.argmax(hit, axis=1), hit.shape[1])
     out: dict[str, float | None] = {}

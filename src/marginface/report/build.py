@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from marginface.report import figures, scaling
+from marginface.report import figures, identity_scaling, scaling
 from marginface.report.aggregate import (
     ANGLES,
     COMPARED,
@@ -718,6 +718,7 @@ def build_report(
     for g in groups:
         section_weakness2(rep, g, tables[g.key])
     section_toy(rep, toy_dir)
+    section_identity_scaling(rep, groups)
 
     rep.add("## 4. Cross-entropy checks", "")
     section_gradient(rep)
@@ -759,3 +760,54 @@ def section_toy(rep: Report, toy_dir: str | Path | None) -> None:
         return
     for path in toy_figures(runs, rep.out):
         rep.figure(path, f"Toy models from `{toy_dir}`: one panel per head, same backbone and data")
+
+
+def section_identity_scaling(rep: Report, groups: Sequence[Group]) -> None:
+    """Where the margin helps: head minus softmax against the number of training identities."""
+    rep.add("### Where the margin helps: the effect against the number of training identities", "")
+    studies = identity_scaling.find_studies(groups)
+    if not studies:
+        rep.add(
+            "No runs with `data.train_identities` set here (run `experiment=identity_scaling`).", ""
+        )
+        return
+    identity_scaling.write_csv(studies, rep.out / "identity_scaling.csv")
+    names = [m.name for m in identity_scaling.SCALING_METRICS]
+    for k, study in enumerate(studies):
+        suffix = "" if len(studies) == 1 else f"_{k}"
+        differences, softmax = study.differences(), study.softmax()
+        path = figures.plot_identity_scaling(
+            differences,
+            softmax,
+            names,
+            rep.out / f"identity_scaling{suffix}.png",
+            study.title,  # describe() names synthetic data SYNTHETIC
+        )
+        rep.figure(
+            path,
+            "Paired difference head minus softmax (same split, seed and recipe; 95% t-interval) "
+            "against the number of training identities N; last panel: softmax's closed-set "
+            "accuracy beside its open-set TAR at each N",
+        )
+        digits = {m.name: max(3, m.digits) for m in identity_scaling.SCALING_METRICS}
+        header = ["head", "metric"] + [f"N={n}" for n in study.groups]
+        body = [
+            [row, metric] + [fmt_diff(by_n.get(n), digits[metric]) for n in study.groups]
+            for row, metrics in differences.items()
+            for metric, by_n in metrics.items()
+        ]
+        rep.add(f"{study.title}: `identity_scaling.csv` holds these with their counts.", "")
+        rep.add(*md_table(header, body), "")
+        for sentence in identity_scaling.verdicts(study):
+            rep.summary.append((3, sentence))
+
+
+def fmt_diff(i: Interval | None, digits: int) -> str:
+    """'mean [low, high]' of a paired difference; the dagger when the interval includes zero."""
+    if i is None or i.n == 0:
+        return "n/m"
+    if i.n < 2:
+        return f"{fmt_value(i.mean, digits, True)} (n=1)"
+    mark = "" if i.excludes_zero() else f" {DAGGER}"
+    lo, hi = fmt_value(i.lo, digits, True), fmt_value(i.hi, digits, True)
+    return f"{fmt_value(i.mean, digits, True)} [{lo}, {hi}]{mark} (n={i.n})"

@@ -262,3 +262,60 @@ def plot_confidence(
                 ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return save(fig, path)
+
+
+def plot_identity_scaling(
+    differences: Mapping[str, Mapping[str, Mapping[int, Interval]]],
+    softmax: Mapping[str, Mapping[int, Interval]],
+    metrics: Sequence[str],
+    path: str | Path,
+    title: str,
+) -> Path:
+    """Head minus softmax against training identities N, one panel per metric; softmax's own figures last."""
+    fig, axes = _grid(len(metrics) + 1, width=3.6, height=3.0, most=5)
+    every_n = sorted(
+        {n for m in softmax.values() for n in m}
+        | {n for d in differences.values() for m in d.values() for n in m}
+    )
+    for ax, metric in zip(axes, metrics, strict=False):
+        for k, (row, by_metric) in enumerate(differences.items()):
+            by_n = by_metric.get(metric, {})
+            ns = sorted(n for n, i in by_n.items() if i.mean is not None)
+            if not ns:
+                continue
+            means, half = _yerr([by_n[n] for n in ns])
+            ax.errorbar(
+                ns, means, yerr=half, fmt="-o", ms=3, capsize=3, color=f"C{k + 1}", label=row
+            )
+        ax.axhline(0.0, color="black", lw=0.8)
+        _n_axis(ax, every_n)
+        ax.set_title(f"{metric}: head - softmax", fontsize=9)
+        ax.set_xlabel("training identities N")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("paired difference (95% CI)")
+    if differences:
+        axes[0].legend(fontsize=7)
+    ax = axes[len(metrics)]
+    for k, (metric, by_n) in enumerate(softmax.items()):
+        ns = sorted(n for n, i in by_n.items() if i.mean is not None)
+        if ns:
+            means, half = _yerr([by_n[n] for n in ns])
+            ax.errorbar(
+                ns, means, yerr=half, fmt="-o", ms=3, capsize=3, color=f"C{k}", label=metric
+            )
+    _n_axis(ax, every_n)
+    ax.set_ylim(0, 1.05)
+    ax.set_title("softmax: closed set vs open set", fontsize=9)
+    ax.set_xlabel("training identities N")
+    ax.grid(True, alpha=0.3)
+    if softmax:
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    return save(fig, path)
+
+
+def _n_axis(ax, ns: Sequence[int]) -> None:
+    """A log axis of identity counts, ticked at the measured N only."""
+    ax.set_xscale("log")
+    ax.set_xticks(list(ns), [f"{n:,}" for n in ns])
+    ax.minorticks_off()

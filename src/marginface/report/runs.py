@@ -195,8 +195,12 @@ def describe(protocol: dict[str, Any]) -> tuple[str, bool]:
         parts.append("every identity unseen")
     elif split == "random":
         parts.append(f"random splits of {data.get('num_open')} unseen identities (overlapping)")
+    if data.get("train_identities"):
+        parts.append(f"trained on {data['train_identities']:,} of them")
     if size:
         parts.append(f"{size[0]}x{size[1]} px")
+    if (protocol.get("eval") or {}).get("distractors"):
+        parts.append(f"{protocol['eval']['distractors']:,} distractors")
     return ", ".join(parts), synthetic
 
 

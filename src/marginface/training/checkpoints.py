@@ -110,3 +110,52 @@ def keep_logged_curves(run_dir: str | os.PathLike) -> list[Path]:
         path.rename(target)
         kept.append(target)
     return kept
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a training checkpoint, with an error that says what is wrong when it cannot be used."""
+    path = Path(str(path)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"checkpoint not found: {path} (runs keep theirs in <run dir>/checkpoints/last.ckpt)"
+        )
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        raise ValueError(
+            f"checkpoint {path} could not be read ({type(err).__name__}: {err}); is it truncated?"
+        ) from err
+    if "state_dict" not in ckpt or "marginface_config" not in ckpt:
+        raise ValueError(
+            f"{path} is not a marginface training checkpoint (no state_dict / marginface_config)"
+        )
+    return ckpt
+
+
+def init_backbone(backbone: torch.nn.Module, path: str | os.PathLike) -> None:
+    """Load the backbone weights of the training checkpoint at `path` into `backbone` (fine-tuning).
+
+    Every parameter and buffer must be there with the same shape: a checkpoint of another
+    architecture is refused with the keys and shapes that differ, before any training.
+    """
+    ckpt = load_checkpoint(path)
+    prefix = "backbone."
+    theirs = {k[len(prefix) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
+    mine = backbone.state_dict()
+    missing = sorted(set(mine) - set(theirs))
+    extra = sorted(set(theirs) - set(mine))
+    shapes = [
+        f"{k}: {tuple(theirs[k].shape)} in the checkpoint, {tuple(v.shape)} here"
+        for k, v in mine.items()
+        if k in theirs and theirs[k].shape != v.shape
+    ]
+    if missing or extra or shapes:
+        stored = ckpt["marginface_config"].get("backbone", {})
+        details = shapes[:5] + [f"missing: {', '.join(missing[:5])}"] * bool(missing)
+        details += [f"unexpected: {', '.join(extra[:5])}"] * bool(extra)
+        raise ValueError(
+            f"init_from={path}: its backbone ({stored}) does not match this run's backbone; "
+            + "; ".join(details)
+            + ". Use the checkpoint's backbone settings (and data.channels) for the fine-tuning run"
+        )
+    backbone.load_state_dict(theirs)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from marginface.heads.base import MarginHead
 from marginface.heads.sharded import ShardedHead
+from marginface.training.checkpoints import init_backbone
 from marginface.training.module import FaceModule
 
 
@@ -50,6 +51,8 @@ def build_head(
 def build_module(cfg: DictConfig, num_classes: int) -> FaceModule:
     """The FaceModule of the config: `backbone`, the head of `loss` + `head`, optimizer, scheduler."""
     backbone = instantiate(cfg.backbone)
+    if cfg.get("init_from"):
+        init_backbone(backbone, cfg.init_from)  # fine-tuning: backbone from a run, head new
     head = build_head(cfg.loss, backbone.embedding_dim, num_classes, cfg.get("head"))
     scheduler = instantiate(cfg.scheduler) if cfg.get("scheduler") else None
     return FaceModule(

@@ -17,6 +17,7 @@ from marginface.evaluate import (
     apply_wccn,
     build_results,
     closed_set_accuracy,
+    distractor_embeddings,
     evaluate_embeddings,
     extract_embeddings,
 )
@@ -131,7 +132,8 @@ def evaluate_fitted(
     closed = closed_set_accuracy(
         module.backbone, module.head, closed_images, closed_labels, device=device
     )
-    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir)
+    distractors = distractor_embeddings(cfg, module.backbone, datamodule, whitening, device)
+    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir, distractors=distractors)
     if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
         write_diagnostics(
             run_dir,

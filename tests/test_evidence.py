@@ -1,0 +1,102 @@
+"""init_from (fine-tuning), eval.distractors end to end, and their errors before training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+
+from helpers import TINY, compose_config
+from marginface.evaluate import evaluate
+from marginface.schemas import ConfigError, validate_config
+from marginface.training.checkpoints import init_backbone
+from marginface.training.factory import build
+from marginface.training.fit import train
+
+
+@pytest.fixture
+def trained(tiny_train_cfg):
+    """A tiny softmax run with 3 distractors: (its config, its results, its last.ckpt)."""
+    cfg = tiny_train_cfg("loss=softmax", "eval.distractors=3", "eval.artifacts=false")
+    results = train(cfg)
+    return cfg, results, Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+
+
+def test_init_from_loads_the_backbone_bit_equal_and_a_new_head(trained, tiny_train_cfg):
+    _, _, ckpt = trained
+    saved = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    cfg = tiny_train_cfg("loss=arcface", f"init_from={ckpt}", "data.num_folds=4")
+    validate_config(cfg)
+    _, module = build(cfg)
+    for key, value in module.backbone.state_dict().items():
+        assert torch.equal(value, saved[f"backbone.{key}"]), key
+    assert module.head.weight.shape[0] == 6  # 8 identities, 4 folds: a head of its own size
+
+
+def test_init_from_rejects_another_architecture(trained, tiny_train_cfg):
+    _, _, ckpt = trained
+    other = instantiate(tiny_train_cfg("backbone.embedding_dim=8").backbone)
+    with pytest.raises(
+        ValueError, match=r"init_from=.*does not match.*\(16, .*\) in the checkpoint"
+    ):
+        init_backbone(other, ckpt)
+    cfg = tiny_train_cfg("init_from=/no/such.ckpt")
+    with pytest.raises(ConfigError, match="init_from=/no/such.ckpt: no such checkpoint"):
+        validate_config(cfg)
+
+
+def test_distractors_are_scored_in_training_and_from_the_checkpoint(trained, tmp_path):
+    cfg, results, ckpt = trained
+    block = results["open_set"]["identification_distractors"]
+    assert block["distractors"] == 3
+    assert set(block) == {"distractors", "rank1", "rank5", "dir@fpir=1e-1", "dir@fpir=1e-2"}
+    # a bigger gallery can only lose rank-1 hits
+    assert block["rank1"] <= results["open_set"]["identification"]["rank1"]
+    data = [o for o in TINY if o.startswith("data")]
+    again = evaluate(
+        compose_config(
+            "evaluate",
+            [*data, f"ckpt_path={ckpt}", "eval.distractors=3", "eval.artifacts=false"],
+            tmp_path / "eval",
+        )
+    )
+    assert again["open_set"]["identification_distractors"] == pytest.approx(block)
+
+
+def test_distractors_on_a_pair_list_protocol_are_refused(tmp_path):
+    cfg = compose_config(
+        "evaluate",
+        ["data=bin", "data.verification.path=/x.bin", "ckpt_path=/x.ckpt", "eval.distractors=10"],
+        tmp_path,
+    )
+    with pytest.raises(ValueError, match="eval.distractors=10 needs an identification gallery"):
+        evaluate(cfg)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("data.train_identities=1", "data.train_identities=1: expected null"),
+        ("eval.distractors=-2", "eval.distractors=-2: expected an integer"),
+        ("eval.distractor_root=/no/such/dir", "eval.distractor_root=/no/such/dir: no such folder"),
+    ],
+)
+def test_bad_evidence_keys_fail_validation(tiny_train_cfg, override, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_config(tiny_train_cfg(override))
+
+
+def test_too_few_distractor_folders_fail_validation(tiny_train_cfg, tmp_path):
+    for k in range(2):
+        (tmp_path / "faces" / f"p{k}").mkdir(parents=True)
+    cfg = tiny_train_cfg("eval.distractors=3", f"eval.distractor_root={tmp_path / 'faces'}")
+    with pytest.raises(ConfigError, match="holds 2 sub-folders; set eval.distractors <= 2"):
+        validate_config(cfg)
+
+
+def test_distractors_from_a_set_that_generates_none_fail_validation(tmp_path):
+    cfg = compose_config("train", ["data=orl", "eval.distractors=5"], tmp_path)
+    with pytest.raises(ConfigError, match=r"load_orl\) cannot generate new identities"):
+        validate_config(cfg)

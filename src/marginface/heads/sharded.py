@@ -110,6 +110,13 @@ class ShardedHead(nn.Module):
             raise ValueError(
                 f"ShardedHead wraps a marginface head (heads/), got {type(head).__name__}"
             )
+        if not head.shardable:
+            raise ValueError(
+                f"{type(head).__name__} cannot be sharded or class-sampled: it changes logits other "
+                "than the target's, pools rows or keeps statistics of the whole batch, which a "
+                "block of classes does not see; use head.sharded=false and head.sample_rate=1 "
+                "(docs/heads.md, docs/distributed.md)"
+            )
         if not isinstance(sharded, bool):
             raise ValueError(f"sharded must be true or false, got {sharded!r}")
         self.sample_rate = check_real(
@@ -348,6 +355,9 @@ class ShardedHead(nn.Module):
 
     def log_values(self) -> dict[str, float]:
         return self.inner.log_values()
+
+    def regularizer(self, embeddings: torch.Tensor) -> torch.Tensor | None:
+        return self.inner.regularizer(embeddings)
 
     def head_size(self) -> dict[str, int]:
         """Parameters and bytes of the whole head (all ranks together), as for the plain head."""

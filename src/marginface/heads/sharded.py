@@ -94,8 +94,8 @@ class ShardedHead(nn.Module):
     softmax; r = 1 (the default) is no sampling. `sharded=False` keeps the whole matrix on every rank
     (replicated by DDP as usual) and samples locally: Partial FC on one device.
 
-    Every head is supported: the margin heads through their `project` / `target_correction`, the
-    softmax head through its logits W x + b. The rows are allocated by `setup_shard()`, once the
+    Every head with `shardable` True is supported: the margin heads through their `project` /
+    `target_correction`, the softmax head through its logits W x + b; the others are refused. The rows are allocated by `setup_shard()`, once the
     process group exists (FaceModule.configure_model calls it); the state dict holds the whole matrix
     under the wrapped head's names (assembled from the ranks on the host), so a checkpoint loads
     into the unsharded head, and into a sharded one on any number of ranks.

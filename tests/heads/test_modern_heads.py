@@ -654,3 +654,19 @@ def test_sharded_magface_keeps_its_regularizer():
 def test_bad_arguments(build, message):
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_training_a_magface_run_logs_its_regularizer(tiny_train_cfg):
+    import csv
+    from pathlib import Path
+
+    from marginface.train import train
+
+    cfg = tiny_train_cfg(
+        "loss=magface", "loss.lower_norm=1.0", "loss.upper_norm=8.0", "trainer.log_every_n_steps=1"
+    )
+    train(cfg)
+    rows = list(csv.DictReader((Path(cfg.paths.output_dir) / "csv" / "metrics.csv").open()))
+    values = [float(r["train/regularizer"]) for r in rows if r.get("train/regularizer")]
+    # 35 * mean(a / 64 + 1 / a) for a in [1, 8]: between 35 * 2 / 8 (a = 8) and 35 * (1/64 + 1)
+    assert values and all(35 * 0.25 - 1e-6 <= v <= 35 * (1 / 64 + 1) + 1e-6 for v in values)

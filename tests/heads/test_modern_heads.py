@@ -670,3 +670,17 @@ def test_training_a_magface_run_logs_its_regularizer(tiny_train_cfg):
     values = [float(r["train/regularizer"]) for r in rows if r.get("train/regularizer")]
     # 35 * mean(a / 64 + 1 / a) for a in [1, 8]: between 35 * 2 / 8 (a = 8) and 35 * (1/64 + 1)
     assert values and all(35 * 0.25 - 1e-6 <= v <= 35 * (1 / 64 + 1) + 1e-6 for v in values)
+
+
+def test_adacos_scale_update_survives_underflow():
+    # at s = 200 every non-target exp(s (cos - 1)) underflows float32: the exact fallback
+    head = with_weight(AdaCosHead(2, 3), [at(30.0), at(150.0), at(210.0)])
+    with torch.no_grad():
+        head.adaptive_scale.fill_(200.0)
+    x, labels = torch.tensor([at(30.0)]), torch.tensor([0])
+    head(x, labels)
+    values = [200.0 * cosd(120.0), 200.0 * cosd(180.0)]
+    top = max(values)
+    log_b_avg = top + math.log(sum(math.exp(v - top) for v in values))  # B = 1
+    expected = log_b_avg / math.cos(math.radians(0.0))
+    assert head.adaptive_scale.item() == pytest.approx(expected, rel=1e-5)

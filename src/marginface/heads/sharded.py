@@ -95,8 +95,9 @@ class ShardedHead(nn.Module):
     (replicated by DDP as usual) and samples locally: Partial FC on one device.
 
     Every head with `shardable` True is supported: the margin heads through their `project` /
-    `target_correction`, the softmax head through its logits W x + b; the others are refused. The rows are allocated by `setup_shard()`, once the
-    process group exists (FaceModule.configure_model calls it); the state dict holds the whole matrix
+    `target_correction`, the softmax head through its logits W x + b; the others are refused. The
+    rows are allocated by `setup_shard()`, once the process group exists
+    (FaceModule.configure_model calls it); the state dict holds the whole matrix
     under the wrapped head's names (assembled from the ranks on the host), so a checkpoint loads
     into the unsharded head, and into a sharded one on any number of ranks.
     """

@@ -23,6 +23,7 @@ from marginface.heads import (
     ArcFaceHead,
     CombinedMarginHead,
     LSoftmaxHead,
+    MagFaceHead,
     SoftmaxHead,
     SphereFaceHead,
 )
@@ -70,6 +71,8 @@ FACTORIES = {
     "amsoftmax": lambda: AMSoftmaxHead(DIM, CLASSES, scale=10.0, margin=0.35),
     "arcface": lambda: ArcFaceHead(DIM, CLASSES, scale=10.0, margin=0.5),
     "combined": lambda: CombinedMarginHead(DIM, CLASSES, scale=10.0, m1=1.35, m2=0.25, m3=0.1),
+    # norms of the test batch (about 2.4) inside [l_a, u_a]: the margin varies per sample
+    "magface": lambda: MagFaceHead(DIM, CLASSES, scale=10.0, lower_norm=1.0, upper_norm=4.0),
 }
 # rows per rank in the 2-rank tests: unequal on purpose (the last batch of an epoch may be)
 SIZES = (5, 3)

@@ -17,11 +17,17 @@ def options(group: str) -> list[str]:
 
 @pytest.mark.parametrize("loss", options("loss"))
 def test_every_loss_builds_a_head_with_the_training_classes(tiny_train_cfg, loss):
+    import torch
+
     from marginface.training.factory import build
 
     cfg = tiny_train_cfg(f"loss={loss}")
     dm, module = build(cfg)
-    assert module.head.weight.shape == (dm.num_classes, cfg.backbone.embedding_dim)
+    dim = cfg.backbone.embedding_dim
+    # one weight row per class, or K per class (sub-center ArcFace); logits one per class
+    rows, columns = module.head.weight.shape
+    assert columns == dim and rows % dm.num_classes == 0
+    assert module.head(torch.randn(2, dim)).shape == (2, dm.num_classes)
 
 
 @pytest.mark.parametrize("backbone", options("backbone"))

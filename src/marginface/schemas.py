@@ -270,7 +270,9 @@ def _probe_head(cfg: DictConfig) -> list[str]:
 
     dim = OmegaConf.select(cfg, "backbone.embedding_dim", default=None)
     try:
-        instantiate(cfg.loss, embedding_dim=int(dim) if isinstance(dim, int) else 8, num_classes=2)
+        # 3 classes: the fewest every head takes (AdaCos' scale sqrt(2) ln(C - 1) is 0 at C = 2)
+        dim = int(dim) if isinstance(dim, int) else 8
+        instantiate(cfg.loss, embedding_dim=dim, num_classes=3)
     except Exception as error:  # noqa: BLE001 - reported with the key group, whatever it is
         cause = error.__cause__ or error
         return [f"loss ({cfg.loss.get('_target_')}): {cause}"]

@@ -7,7 +7,23 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
-EVERY_HEAD = {"softmax", "lsoftmax", "sphereface", "amsoftmax", "arcface", "combined"}
+MODERN_HEADS = {
+    "subcenter_arcface",
+    "curricularface",
+    "magface",
+    "adaface",
+    "elasticface",
+    "elasticface_cos",
+    "adacos",
+}
+EVERY_HEAD = {
+    "softmax",
+    "lsoftmax",
+    "sphereface",
+    "amsoftmax",
+    "arcface",
+    "combined",
+} | MODERN_HEADS
 
 
 def sweep(name: str):
@@ -22,13 +38,13 @@ def sweep(name: str):
 @pytest.mark.parametrize(
     ("name", "data", "heads", "runs"),
     [
-        ("ablation_orl", "load_orl", EVERY_HEAD, 6 * 4 * 3),
+        ("ablation_orl", "load_orl", EVERY_HEAD, 13 * 4 * 3),
         ("ablation_quick", "load_orl", {"softmax", "amsoftmax", "arcface"}, 3 * 2 * 2),
         (
             "ablation_synthetic",
             "make_synthetic",
-            {"softmax", "sphereface", "amsoftmax", "arcface"},
-            4 * 3 * 2,
+            {"softmax", "sphereface", "amsoftmax", "arcface"} | MODERN_HEADS,
+            11 * 3 * 2,
         ),
     ],
 )

@@ -23,6 +23,17 @@ def cos_plus(cos: torch.Tensor, margin: float) -> torch.Tensor:
     return cos * math.cos(margin) - sine(cos) * math.sin(margin)
 
 
+def arc_target(cos: torch.Tensor, margin: torch.Tensor) -> torch.Tensor:
+    """ArcFaceHead's target cosine for a margin per sample (tensor, radians, broadcast with cos)."""
+    # the same two pieces as ArcFaceHead.target_cosine: cos(theta + m) up to theta = pi - m, then
+    # cos(theta) - m*sin(m); theta > pi - m <=> cos(theta) < -cos(m), and a margin <= 0 never
+    # carries theta past pi
+    sin_m = torch.sin(margin)
+    plus = cos * torch.cos(margin) - sine(cos) * sin_m
+    beyond = (cos < -torch.cos(margin)) & (margin > 0)
+    return torch.where(beyond, cos - margin * sin_m, plus)
+
+
 class ArcFaceHead(MarginHead):
     """Additive angular margin: target logit s*cos(theta_y + m), others s*cos(theta_j).
 

@@ -128,6 +128,11 @@ class MarginHead(Head):
     normalize_weight = True
     #: also check the label range of batches on an accelerator (costs a device sync per step)
     check_label_range = False
+    #: whether ShardedHead (heads/sharded.py) can split this head's rows over ranks: true where
+    #: only the target logit changes, through project / target_correction, and no state is kept
+    #: from the whole batch; a head that changes other logits, pools rows or keeps batch
+    #: statistics sets it False, and ShardedHead refuses it at start
+    shardable = True
 
     def __init__(self, embedding_dim: int, num_classes: int, scale: float = 1.0) -> None:
         super().__init__()
@@ -219,8 +224,8 @@ class MarginHead(Head):
         # margin arithmetic in float32 at least: under bf16/fp16 autocast, sqrt(1 - cos^2) near
         # cos = 1 and the ArcFace threshold comparison would lose every significant digit
         dtype = torch.promote_types(target.dtype, torch.float32)
-        target = target.to(dtype)
-        radius = self.target_radius(embeddings.to(dtype), target_weight_norm.to(dtype))
+        target, embeddings = target.to(dtype), embeddings.to(dtype)
+        radius = self.target_radius(embeddings, target_weight_norm.to(dtype))
         if isinstance(radius, torch.Tensor):
             # a zero embedding has logit 0 and radius 0: read it as cosine 0, not 0/0
             radius = radius.clamp_min(torch.finfo(dtype).tiny)
@@ -228,7 +233,11 @@ class MarginHead(Head):
         # other logits may pass s by an ulp of rounding, which nothing downstream minds
         cos = (target / radius).clamp(-1.0, 1.0)
         # a correction to the untouched logit, so that a zero margin leaves its exact bits
-        return radius * (self.target_cosine(cos) - cos)
+        return radius * (self.sample_target_cosine(cos, embeddings) - cos)
+
+    def sample_target_cosine(self, cos: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The margin where it depends on the sample (norm, random draw); target_cosine here."""
+        return self.target_cosine(cos)
 
     def check_inputs(self, embeddings: torch.Tensor, labels: torch.Tensor | None) -> None:
         """ValueError unless embeddings are (B, embedding_dim) and labels (B,) integers in range."""

@@ -91,11 +91,11 @@ class ShardedHead(Head):
     softmax; r = 1 (the default) is no sampling. `sharded=False` keeps the whole matrix on every rank
     (replicated by DDP as usual) and samples locally: Partial FC on one device.
 
-    Every head without state is supported, through its `block_logits` (heads/base.py: the margin
-    heads' `project` / `target_correction`; softmax's W x + b); the wrapped head is an ordinary
-    submodule that lends its arithmetic and keeps any buffers, its class matrix held here. The
-    rows are allocated by `setup_shard()`, once the
-    process group exists (FaceModule.configure_model calls it); the state dict holds the whole matrix
+    Every head with `shardable` True is supported, through its `block_logits` (heads/base.py: the
+    margin heads' `project` / `target_correction`; softmax's W x + b); the others are refused. The
+    wrapped head is an ordinary submodule that lends its arithmetic and keeps any buffers, its class
+    matrix held here. The rows are allocated by `setup_shard()`, once the process group exists
+    (FaceModule.configure_model calls it); the state dict holds the whole matrix
     under the wrapped head's names (assembled from the ranks on the host), so a checkpoint loads
     into the unsharded head, and into a sharded one on any number of ranks.
     """
@@ -108,6 +108,13 @@ class ShardedHead(Head):
         if not isinstance(head, MarginHead):
             raise ValueError(
                 f"ShardedHead wraps a marginface head (heads/), got {type(head).__name__}"
+            )
+        if not head.shardable:
+            raise ValueError(
+                f"{type(head).__name__} cannot be sharded or class-sampled: it changes logits other "
+                "than the target's, pools rows or keeps statistics of the whole batch, which a "
+                "block of classes does not see; use head.sharded=false and head.sample_rate=1 "
+                "(docs/heads.md, docs/distributed.md)"
             )
         if not isinstance(sharded, bool):
             raise ValueError(f"sharded must be true or false, got {sharded!r}")

@@ -43,6 +43,13 @@ HEAD_ORDER = (
     "cosface",
     "arcface",
     "combined",
+    "subcenter_arcface",
+    "curricularface",
+    "magface",
+    "adaface",
+    "elasticface",
+    "elasticface_cos",
+    "adacos",
     "eigenfaces",
 )
 

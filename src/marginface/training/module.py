@@ -106,14 +106,19 @@ class FaceModule(L.LightningModule):
         images, labels = batch
         images = self._layout(images)
         self.head.anneal(self.global_step)
+        embeddings = self._train_backbone(images)
         if self.head.computes_loss:
             # a sharded head never builds the full logits: it returns the loss (heads/sharded.py)
-            loss = self.head(self._train_backbone(images), labels)
+            loss = self.head(embeddings, labels)
             accuracy = self.head.last_accuracy
         else:
-            logits = self.head(self._train_backbone(images), labels)
+            logits = self.head(embeddings, labels)
             loss = classification_loss(logits, labels, self.criterion)
             accuracy = (logits.argmax(1) == labels).float().mean()
+        # an extra loss term of the head (MagFace's norm term; MarginHead.regularizer)
+        regularizer = self.head.regularizer(embeddings)
+        if regularizer is not None:
+            loss = loss + regularizer
         # each self.log call costs Lightning ~0.1 ms of bookkeeping (about 1% of a default step), so
         # the epoch means are summed here and logged once an epoch, and the step values only on the
         # steps the logger writes (trainer.log_every_n_steps)
@@ -122,6 +127,8 @@ class FaceModule(L.LightningModule):
         self._train_sums = sums if self._train_sums is None else self._train_sums + sums
         if self._trainer is None or (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
             self.log("train/loss_step", loss.detach(), prog_bar=True, batch_size=len(labels))
+            if regularizer is not None:
+                self.log("train/regularizer", regularizer.detach(), batch_size=len(labels))
             for key, value in self.head.log_values().items():
                 self.log(f"train/{key}", float(value), batch_size=len(labels))
         return loss

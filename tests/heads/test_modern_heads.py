@@ -24,7 +24,8 @@ from marginface.heads import (
     MarginHead,
     SubCenterArcFaceHead,
 )
-from marginface.heads.sharded import ShardedHead, build_head
+from marginface.heads.sharded import ShardedHead
+from marginface.training.factory import build_head
 
 DTYPES = [torch.float32, torch.float64]
 S = 10.0  # the scale of every hand computation below
@@ -588,7 +589,7 @@ def test_new_configs_build_the_new_heads():
     conf = Path(__file__).resolve().parents[2] / "conf" / "loss"
     for name in FACTORIES:
         cfg = OmegaConf.load(conf / f"{name}.yaml")
-        head = build_head(cfg, None, 8, 5)
+        head = build_head(cfg, 8, 5)
         assert type(head).__name__ == cfg["_target_"].rsplit(".", 1)[1]
         assert (conf / f"{name}.yaml").read_text().startswith("# ")
 
@@ -602,7 +603,7 @@ def test_sharding_a_stateful_or_pooling_head_fails_at_start(name):
         with pytest.raises(
             ValueError, match=r"cannot be sharded or class-sampled.*head.sharded=false"
         ):
-            build_head(cfg, options, 8, 5)
+            build_head(cfg, 8, 5, options)
 
 
 def test_sharded_magface_keeps_its_regularizer():

@@ -260,7 +260,10 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str]:
         if value is None:
             missing.append(".".join(keys))
     if missing:
-        return None, f"results.json lacks {', '.join(missing)} (not the results.json schema, docs/metrics.md)"
+        return (
+            None,
+            f"results.json lacks {', '.join(missing)} (not the results.json schema, docs/metrics.md)",
+        )
     return results, ""
 
 

@@ -5,29 +5,10 @@ from __future__ import annotations
 import torch
 
 from marginface.heads.arcface import ArcFaceHead, arc_target
-from marginface.heads.base import check_int, check_real
+from marginface.heads.elastic_margin import ElasticMargin
 
 
-def margin_stream(seed: int | None) -> torch.Generator:
-    """The CPU generator of the per-sample margins, from `seed` (None: torch.initial_seed())."""
-    # None is the run's seed: train() seeds torch (L.seed_everything(cfg.seed)) before it builds
-    # the head; a config cannot name ${seed} itself, since conf/loss files also load on their own
-    seed = torch.initial_seed() if seed is None else check_int("seed", seed, 0)
-    # mixed, so that the margins are not the first draws the global stream makes from the same
-    # seed (the weights' initialisation)
-    return torch.Generator().manual_seed((seed * 1_000_003 + 0xE1A5) % 2**63)
-
-
-def draw_margins(
-    generator: torch.Generator, mean: float, sigma: float, like: torch.Tensor
-) -> torch.Tensor:
-    """(B, 1) margins from N(mean, sigma), on `like`'s device and dtype (B = len(like))."""
-    # drawn on the CPU in float64 from the module's own stream: the same margins on every device
-    draws = torch.normal(mean, sigma, (len(like), 1), generator=generator, dtype=torch.float64)
-    return draws.to(device=like.device, dtype=like.dtype)
-
-
-class ElasticArcFaceHead(ArcFaceHead):
+class ElasticArcFaceHead(ElasticMargin, ArcFaceHead):
     """Target s*cos(theta_y + m_i), m_i ~ N(margin, sigma) per sample in training; others s*cos.
 
     ElasticFace https://arxiv.org/abs/2109.09416 (ElasticFace-Arc). `scale` s > 0, `margin` the
@@ -43,8 +24,6 @@ class ElasticArcFaceHead(ArcFaceHead):
     (each rank would draw the same margins for its own rows).
     """
 
-    shardable = False
-
     def __init__(
         self,
         embedding_dim: int,
@@ -55,14 +34,8 @@ class ElasticArcFaceHead(ArcFaceHead):
         seed: int | None = None,
     ) -> None:
         super().__init__(embedding_dim, num_classes, scale, margin)
-        self.sigma = check_real("sigma", sigma, 0.0)
-        self.seed = seed
-        self.generator = margin_stream(seed)
+        self.setup_draws(sigma, seed)
 
     def sample_target_cosine(self, cos: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.sigma == 0.0:
-            return self.target_cosine(cos)
-        return arc_target(cos, draw_margins(self.generator, self.margin, self.sigma, cos))
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sigma={self.sigma}, seed={self.seed}"
+        margins = self.drawn_margins(cos)
+        return self.target_cosine(cos) if margins is None else arc_target(cos, margins)

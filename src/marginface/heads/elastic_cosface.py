@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 
 from marginface.heads.amsoftmax import AMSoftmaxHead
-from marginface.heads.base import check_real
-from marginface.heads.elastic_arcface import draw_margins, margin_stream
+from marginface.heads.elastic_margin import ElasticMargin
 
 
-class ElasticCosFaceHead(AMSoftmaxHead):
+class ElasticCosFaceHead(ElasticMargin, AMSoftmaxHead):
     """Target s*(cos(theta_y) - m_i), m_i ~ N(margin, sigma) per sample in training; others s*cos.
 
     ElasticFace https://arxiv.org/abs/2109.09416 (ElasticFace-Cos). `scale` s > 0, `margin` the
@@ -18,8 +17,6 @@ class ElasticCosFaceHead(AMSoftmaxHead):
     ElasticArcFaceHead; in eval mode with labels the margin is the mean. At sigma = 0 the head is
     AMSoftmaxHead (CosFace), bit for bit. Not shardable (see ElasticArcFaceHead).
     """
-
-    shardable = False
 
     def __init__(
         self,
@@ -31,14 +28,8 @@ class ElasticCosFaceHead(AMSoftmaxHead):
         seed: int | None = None,
     ) -> None:
         super().__init__(embedding_dim, num_classes, scale, margin)
-        self.sigma = check_real("sigma", sigma, 0.0)
-        self.seed = seed
-        self.generator = margin_stream(seed)
+        self.setup_draws(sigma, seed)
 
     def sample_target_cosine(self, cos: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.sigma == 0.0:
-            return self.target_cosine(cos)
-        return cos - draw_margins(self.generator, self.margin, self.sigma, cos)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, sigma={self.sigma}, seed={self.seed}"
+        margins = self.drawn_margins(cos)
+        return self.target_cosine(cos) if margins is None else cos - margins

@@ -129,3 +129,14 @@ def test_report_titles_say_synthetic():
     title, synthetic = describe(protocol)
     assert synthetic and title.startswith("SYNTHETIC faces")
     assert "1500 identities in 3 identity folds (~500 open-set each)" in title
+
+
+def test_the_study_recipe_composes_and_builds(tmp_path: Path):
+    small = ["data.dataset.num_identities=9", "data.dataset.images_per_identity=3"]
+    cfg = compose_config("train", ["experiment=synthfaces_recipe", *small], tmp_path / "run")
+    GlobalHydra.instance().clear()
+    assert cfg.data.dataset._target_.endswith("make_synthfaces") and cfg.threads == 1
+    assert list(cfg.data.image_size) == [32, 32] and cfg.data.num_folds == 3
+    module = instantiate(cfg.data)
+    module.setup()
+    assert module.num_classes == 6 and module.data.images.shape[1:] == (1, 32, 32)

@@ -26,11 +26,11 @@ from marginface.data.base import DataError, FaceSet
 
 _M32 = 0xFFFFFFFF
 _TEXTURE = 7  # skin texture grid per identity (TEXTURE x TEXTURE values over the face)
-_BANK = 64  # sensor-noise fields per set; an image adds two of them
+_BANK = 256  # sensor-noise fields per set; an image draws one
 # expression extremes painted per identity; an image blends them (blend shapes) with weights in [0, 1]
 _SMILE, _OPEN, _RAISE = 0.1, 0.09, 0.08
 # channels of the per-identity texture maps
-_MAPS = ["neutral", "smile", "open", "raise", "blink", "glasses", "nose_gx", "nose_gy", "hair"]
+_MAPS = ["neutral", "smile", "open", "raise", "blink", "glasses", "normal_x", "normal_y", "hair"]
 
 # identity parameters: name -> (population mean, population std, low clip, high clip); lengths in
 # head-normalised units (x in units of the head's half width, y of its half height) unless noted
@@ -169,6 +169,7 @@ def _per_image(
         d_x=-sy / a, d_y=cy * sp / b, d_z=cy * cp / c, ia2=1 / a**2, ib2=1 / b**2, ic2=1 / c**2,
     )  # fmt: skip
     p["A"] = p["d_x"] ** 2 + p["d_y"] ** 2 + p["d_z"] ** 2
+    p["inv_A"] = 1 / p["A"]
     scale = 1.0 + jit * 0.1 * (2 * u["scale"] - 1)
     p["cos_r"], p["sin_r"] = torch.cos(roll) / scale, torch.sin(roll) / scale
     p["tx"], p["ty"] = jit * 0.07 * (2 * u["tx"] - 1), jit * 0.07 * (2 * u["ty"] - 1)
@@ -210,8 +211,8 @@ def _bump(r2: torch.Tensor) -> torch.Tensor:
 
 
 def _edge(distance: torch.Tensor, width: float) -> torch.Tensor:
-    """An anti-aliased step: 0 at distance <= 0, 1 beyond `width`, linear between."""
-    return (distance / width).clamp(0, 1)
+    """An anti-aliased step: 0 at distance <= 0, 1 beyond `width`, linear between (overwrites `distance`)."""
+    return distance.mul_(1 / width).clamp_(0, 1)
 
 
 def _paint(
@@ -296,7 +297,8 @@ def identity_maps(ident: dict[str, torch.Tensor], size: int) -> torch.Tensor:
     open_ = change((-0.9, -0.2), open_=_OPEN)
     raise_ = change((0.1, 0.65), raise_=_RAISE)
     blink = change((-0.1, 0.3), blink=1.0)
-    maps = [neutral, smile, open_, raise_, blink, glasses, gx, gy, hair]
+    # the normal's x and y, tilted by the nose (z is the sphere's): what the light is dotted with
+    maps = [neutral, smile, open_, raise_, blink, glasses, x - gx, y - gy, hair]
     return torch.stack([m.expand(k, size, size) for m in maps], 1).reshape(
         k, len(maps), size * size
     )
@@ -317,7 +319,7 @@ def _render(
     w: int,
     channels: int,
 ) -> torch.Tensor:
-    """(B, C, H, W) float images in about [0, 1]: per-image parameters (B, 1, 1), maps (B, M, T*T)."""  # fmt: skip
+    """(B, C, H, W) float images in about [0, 255]: per-image parameters (B, 1, 1), maps (B, M, T*T)."""  # fmt: skip
     pix = 2.0 / h  # one pixel: the image height spans [-1, 1]
     gy = torch.linspace(1 - pix / 2, -1 + pix / 2, h).view(1, h, 1)
     gx = (torch.arange(w, dtype=torch.float32) - (w - 1) / 2).view(1, 1, w) * pix
@@ -329,10 +331,10 @@ def _render(
     albedo = albedo + sc(p["blink"]) * m[4]
     albedo = albedo + (sc(p["glasses_shade"]) - albedo) * (m[5] * sc(p["glasses"]))
     tx, ty = _texture_grid(size)
-    tz = (1 - tx * tx - ty * ty).clamp(min=0).sqrt()
-    lam = (tx - m[6]) * sc(p["l_x"]) + (ty - m[7]) * sc(p["l_y"]) + tz * sc(p["l_z"])
-    norm = (tx * tx * sc(p["ia2"]) + ty * ty * sc(p["ib2"]) + tz * tz * sc(p["ic2"])).sqrt()
-    texture = albedo * (0.38 + 0.62 * (lam / norm).clamp(min=0))
+    tz2 = (1 - tx * tx - ty * ty).clamp(min=0)
+    lam = m[6] * sc(p["l_x"]) + m[7] * sc(p["l_y"]) + tz2.sqrt() * sc(p["l_z"])
+    norm = (tx * tx * sc(p["ia2"]) + ty * ty * sc(p["ib2"]) + tz2 * sc(p["ic2"])).sqrt_()
+    texture = albedo * (lam.div_(norm).clamp_(min=0).mul_(0.62).add_(0.38))
     # similarity (roll, scale, shift) inverted: image -> camera-plane coordinates
     ux, uy = gx - p["tx"], gy - p["ty"]
     px = p["cos_r"] * ux + p["sin_r"] * uy
@@ -343,10 +345,10 @@ def _render(
     qz0 = p["m_zx"] * px + p["m_zy"] * py
     bh = qx0 * p["d_x"] + qy0 * p["d_y"] + qz0 * p["d_z"]
     disc = bh * bh - p["A"] * (qx0 * qx0 + qy0 * qy0 + qz0 * qz0 - 1)
-    t = (torch.sqrt(disc.clamp(min=0)) - bh) / p["A"]
+    t = (disc.clamp(min=0).sqrt_() - bh).mul_(p["inv_A"])
     x, y, z = qx0 + t * p["d_x"], qy0 + t * p["d_y"], qz0 + t * p["d_z"]
-    edge = 2 * pix / p["head_a"] * p["A"]
-    head = (disc / edge).clamp(0, 1)
+    inv_edge = p["head_a"] / (2 * pix * p["A"])
+    head = (disc * inv_edge).clamp_(0, 1)
     below = (-y).clamp(min=0)  # the jaw: the lower face narrows, cut-away parts show what is behind
     head = head * _edge(1 - p["jaw"] * below * below - x.abs(), 0.05)
     b = len(x)
@@ -355,19 +357,20 @@ def _render(
     face = face + (0.45 * p["hair_shade"] - face) * back_of_head
     # behind the head: hair volume (a slightly larger sphere, upper part), neck, background
     big = disc + p["A"] * (p["hair_volume"].square() - 1)
-    top = qy0 - bh / p["A"] * p["d_y"]
-    halo = (big / edge).clamp(0, 1) * _edge(top + 0.1, 0.15)
-    neck = _edge(0.3 - px.abs(), 2 * pix) * _edge(-py - 0.35, 2 * pix)
+    top = qy0 - bh * (p["inv_A"] * p["d_y"])
+    halo = (big * inv_edge).clamp_(0, 1) * _edge(top + 0.1, 0.15)
+    neck = _edge(0.3 - ux.abs(), 2 * pix) * _edge(-uy - 0.35, 2 * pix)  # (B, 1, W) x (B, H, 1)
     image = p["bg"] + p["bg_x"] * gx + p["bg_y"] * gy
     image = image + (0.65 * p["skin"] - image) * neck
     image = image + (0.5 * p["hair_shade"] - image) * halo
     image = image + (face - image) * head
     # occluder: an opaque ellipse in the image plane (a hand, a scarf, a microphone)
-    occ = (
-        1 - ((gx - p["occ_x"]) / p["occ_rx"]).square() - ((gy - p["occ_y"]) / p["occ_ry"]).square()
-    )
-    image = image + (p["occ_shade"] - image) * (_edge(occ, 0.3) * p["occ"])
-    image = image * p["gain"]
+    hit = torch.nonzero(p["occ"].flatten()).flatten()  # drawn only where there is one
+    if len(hit):
+        occ = 1 - ((gx - p["occ_x"][hit]) / p["occ_rx"][hit]).square()
+        occ = _edge(occ - ((gy - p["occ_y"][hit]) / p["occ_ry"][hit]).square(), 0.3)
+        image[hit] += (p["occ_shade"][hit] - image[hit]) * occ
+    image = image * (p["gain"] * 255)
     if channels == 3:
         hair = _sample(m[8], x.reshape(b, -1), y.reshape(b, -1), size).view(b, h, w)
         skin = head * (1 - hair) * (1 - back_of_head)
@@ -378,22 +381,33 @@ def _render(
     else:
         image = image[:, None]
     image = _blur(image, p["w0"][:, None], p["w1"][:, None], p["w2"][:, None])
-    return image + p["noise"][:, None] * bank
+    return image + (p["noise"][:, None] * 255) * bank
 
 
 def _sample(grid: torch.Tensor, x: torch.Tensor, y: torch.Tensor, g: int) -> torch.Tensor:
     """Bilinear samples (B, P) of (B, g*g) grids over [-1, 1]^2 at points x, y (B, P); exact arithmetic."""
     b = len(x)
-    fx = ((x + 1) * (0.5 * (g - 1))).clamp(0, g - 1.001)
-    fy = ((1 - y) * (0.5 * (g - 1))).clamp(0, g - 1.001)
+    # per cell: value, x slope, y slope, twist, so that one index serves all four corners
+    cells = grid.view(b, g, g)
+    right = torch.cat([cells[:, :, 1:], cells[:, :, -1:]], 2)
+    down = torch.cat([cells[:, 1:], cells[:, -1:]], 1)
+    diagonal = torch.cat([right[:, 1:], right[:, -1:]], 1)
+    slope_x, slope_y = right - cells, down - cells
+    twist = diagonal - down - slope_x
+    fx = ((x + 1) * (0.5 * (g - 1))).clamp_(0, g - 1.001)
+    fy = ((1 - y) * (0.5 * (g - 1))).clamp_(0, g - 1.001)
     ix, iy = fx.floor(), fy.floor()
-    fx, fy = fx - ix, fy - iy
-    i00 = (iy * g + ix).long() + torch.arange(b).view(b, 1) * (g * g)
-    v00, v01 = grid.take(i00), grid.take(i00 + 1)
-    v10, v11 = grid.take(i00 + g), grid.take(i00 + (g + 1))
-    top = v00 + (v01 - v00) * fx
-    bottom = v10 + (v11 - v10) * fx
-    return top + (bottom - top) * fy
+    fx, fy = fx.sub_(ix), fy.sub_(iy)
+    index = iy.mul_(g).add_(ix)
+    if (
+        b * g * g < 2**24
+    ):  # the flat index is an exact float32 integer: one conversion, no int64 adds
+        index = index.add_(torch.arange(b, dtype=torch.float32).view(b, 1) * (g * g)).long()
+    else:
+        index = index.long() + torch.arange(b).view(b, 1) * (g * g)
+    v, sx = cells.take(index), slope_x.take(index)
+    sy, tw = slope_y.take(index), twist.take(index)
+    return v + sx * fx + (sy + tw * fx) * fy
 
 
 def _blur(
@@ -465,11 +479,9 @@ def make_synthfaces(
             u = {name: draws[:, j] for j, name in enumerate(_NUISANCE)}
             local = k - first
             p = _per_image({n: v[local] for n, v in ident.items()}, u, knobs, h)
-            pick_a = (u["noise_a"] * _BANK).long()
-            pick_b = (u["noise_b"] * _BANK).long()
-            sensor = ((bank[pick_a] + bank[pick_b]) * 0.70710678).view(-1, 1, h, w)
+            sensor = bank.index_select(0, (u["noise_a"] * _BANK).long()).view(-1, 1, h, w)
             image = _render(p, maps.index_select(0, local), size, sensor, h, w, channels)
-            out[start : start + len(k)] = (image.clamp(0, 1) * 255).round().to(torch.uint8)
+            out[start : start + len(k)] = image.clamp_(0, 255).round_().to(torch.uint8)
     return FaceSet(out, labels, [f"face{k:05d}" for k in range(num_identities)])
 
 

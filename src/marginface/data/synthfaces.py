@@ -460,12 +460,13 @@ def make_synthfaces(
     )  # fmt: skip
     _check(num_identities, images_per_identity, image_size, channels, family_size, chunk, knobs)
     h, w = int(image_size[0]), int(image_size[1])
-    size = max(16, round(0.8 * h))  # texture resolution: about the face height in pixels
+    size = max(16, round(0.7 * h))  # texture resolution: a little under the face height in pixels
     bank = _noise_bank(seed, h, w)
     labels = torch.arange(num_identities).repeat_interleave(images_per_identity)
     rank = torch.arange(images_per_identity).repeat(num_identities)
     out = torch.empty(len(labels), channels, h, w, dtype=torch.uint8)
-    per_block = max(1, chunk // images_per_identity)  # identities painted together
+    # identities painted together (their maps take ~36 MB at most), then rendered `chunk` images at a time
+    per_block = max(1, min(256, 2**20 // (size * size)))
     for first in range(0, num_identities, per_block):
         ids = torch.arange(first, min(first + per_block, num_identities))
         ident = identity_parameters(ids, seed, family_size, family_spread)

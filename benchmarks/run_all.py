@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/run_all.py [--quick]
 
 Order: training-side speed (bench_train), heads (bench_heads), metrics and search (bench_metrics),
-evaluation at scale and memory (bench_scale),
+evaluation at scale and memory (bench_scale), the synthfaces generator (bench_synthfaces),
 then the wall time of the default `make train` run (train + evaluation, after set-up).
 Figures are recorded in docs/benchmarks.md with the date and machine.
 """
@@ -89,11 +89,13 @@ def main() -> None:
                 "1000",
             )
             run("bench_scale.py", file, "--images", "256", "--memory-images", "2000")
+            run("bench_synthfaces.py", file, "--identities", "20", "--rounds", "1")
         else:
             run("bench_train.py", file)
             run("bench_heads.py", file, "--threads", "1")  # ratios are noise with 2 threads here
             run("bench_metrics.py", file)
             run("bench_scale.py", file)
+            run("bench_synthfaces.py", file)
             seconds, rss = default_run()
             summary.add(
                 file,

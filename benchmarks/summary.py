@@ -39,3 +39,29 @@ def table(path: str) -> str:
     marks = {True: "yes", False: "NO", None: ""}
     rows = [(what, measured, target, marks[met]) for what, measured, target, met in rows]
     return markdown(["what", "measured", "target", "met"], rows)
+
+
+def machine() -> str:
+    """One header line naming the machine: CPU model, its vector flags, cores, torch, load average."""
+    import os
+    import platform
+
+    import torch
+
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = set(value.split())
+                break
+    except OSError:
+        pass
+    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())  # other users slow every timing down
+    return (
+        f"CPU: {model} ({', '.join(vector) or 'no AVX2'}), {os.cpu_count()} cores visible, "
+        f"torch {torch.__version__}, load average {load}"
+    )

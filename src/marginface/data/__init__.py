@@ -4,6 +4,7 @@ from marginface.data.base import DataError, FaceSet, LazyFaceSet, VerificationSe
 from marginface.data.datamodule import FaceDataModule
 from marginface.data.orl import load_orl
 from marginface.data.synthetic import make_synthetic
+from marginface.data.synthfaces import make_synthfaces
 
 __all__ = [
     "DataError",
@@ -12,5 +13,6 @@ __all__ = [
     "LazyFaceSet",
     "VerificationSet",
     "load_orl",
+    "make_synthfaces",
     "make_synthetic",
 ]

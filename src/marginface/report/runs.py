@@ -171,23 +171,27 @@ def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# generated data sets (loader name -> title): every title and figure of them says SYNTHETIC
+_SYNTHETIC = {
+    "make_synthetic": "SYNTHETIC identities (generated images, not faces)",
+    "make_synthfaces": "SYNTHETIC faces (parametric renders, not real faces)",
+}
+
+
 def describe(protocol: dict[str, Any]) -> tuple[str, bool]:
     """(a human title, whether the data are synthetic) for a protocol."""
     data = protocol["data"]
     dataset = data.get("dataset") or {}
     target = str(dataset.get("_target_", data.get("_target_", "unknown")))
     loader = target.rsplit(".", 1)[-1]
-    synthetic = loader == "make_synthetic"
+    synthetic = loader in _SYNTHETIC
     split = data.get("split", "folds")
     folds = data.get("num_folds") if split == "folds" else None
     size = data.get("image_size")
     if loader == "load_orl":
         name, identities = "ORL faces", 40
     elif synthetic:
-        name, identities = (
-            "SYNTHETIC identities (generated images, not faces)",
-            dataset.get("num_identities"),
-        )
+        name, identities = _SYNTHETIC[loader], dataset.get("num_identities")
     else:
         root = dataset.get("root") or dataset.get("path_rec") or dataset.get("path") or ""
         name, identities = f"{loader} {root}".strip(), None
@@ -213,7 +217,7 @@ def describe(protocol: dict[str, Any]) -> tuple[str, bool]:
 
 def _slug(protocol: dict[str, Any], key: str) -> str:
     loader = str((protocol["data"].get("dataset") or {}).get("_target_", "data")).rsplit(".", 1)[-1]
-    name = {"load_orl": "orl", "make_synthetic": "synthetic"}.get(
+    name = {"load_orl": "orl", "make_synthetic": "synthetic", "make_synthfaces": "synthfaces"}.get(
         loader, loader.replace("load_", "")
     )
     return f"{name}-{hashlib.sha1(key.encode()).hexdigest()[:6]}"

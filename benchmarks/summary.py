@@ -23,7 +23,8 @@ def add(path: str | None, figures: list[tuple[str, str, str, bool | None]]) -> N
         return
     file = Path(path)
     rows = json.loads(file.read_text()) if file.exists() else []
-    rows += [list(f) for f in figures]
+    # met may be a numpy bool, which json cannot write
+    rows += [[*f[:3], None if f[3] is None else bool(f[3])] for f in figures]
     file.write_text(json.dumps(rows, indent=1))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import time
 import warnings
 
@@ -50,26 +49,39 @@ def large_storages(min_bytes: int = 1 << 20) -> dict[int, int]:
     return found
 
 
-def throughput(net, images, batch_size: int, channels_last: bool, repeats: int = 2) -> float:
+def throughput(
+    net, images, batch_size: int, channels_last: bool, repeats: int = 2, bf16: bool = False
+) -> float:
     """Best images/s of extract_embeddings (flip on) over `repeats` passes."""
     from marginface.evaluate import extract_embeddings
 
     net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-    extract_embeddings(net, images[: 4 * batch_size], batch_size=batch_size, progress=False)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        extract_embeddings(net, images, batch_size=batch_size, progress=False)
-        best = min(best, time.perf_counter() - t)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        extract_embeddings(net, images[: 4 * batch_size], batch_size=batch_size, progress=False)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            extract_embeddings(net, images, batch_size=batch_size, progress=False)
+            best = min(best, time.perf_counter() - t)
     return len(images) / best
 
 
-def extraction_rows(n_images: int, n_large: int) -> list[tuple[str, str, str]]:
+def flops_per_image(net, shape: tuple[int, ...]) -> float:
+    """Forward FLOPs of one image, flip TTA included (two forwards), by torch's counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(torch.randn(8, *shape))
+    return 2 * counter.get_total_flops() / 8
+
+
+def extraction_rows(n_images: int, n_large: int, peak: float) -> list[tuple[str, str, str]]:
     from marginface.backbones import IResNet, SmallFaceNet
 
     torch.manual_seed(0)
     images = torch.randint(0, 256, (n_images, 1, 56, 48), dtype=torch.uint8)
     net = SmallFaceNet(embedding_dim=128).eval()
+    per_image = flops_per_image(net, (1, 56, 48))
     rows = []
     base = None
     for batch_size, channels_last in ((256, False), (256, True), (32, False), (32, True)):
@@ -80,19 +92,24 @@ def extraction_rows(n_images: int, n_large: int) -> list[tuple[str, str, str]]:
             (
                 f"extract {n_images:,} x 56x48 gray, default backbone, batch {batch_size}, {layout}",
                 f"{rate:,.0f} img/s",
-                f"{rate / base:.2f}x the first row; 1M images in {1e6 / rate / 60:.0f} min",
+                f"{rate / base:.2f}x the first row; {rate * per_image / 1e9 / peak:.0%} of the fp32 "
+                f"matmul peak; 1M images in {1e6 / rate / 60:.0f} min",
             )
         )
     big = IResNet(num_layers=18).eval()
+    big_flops = flops_per_image(big, (3, 112, 112))
     large = torch.randint(0, 256, (n_large, 3, 112, 112), dtype=torch.uint8)
-    rate = throughput(big, large, 32, channels_last=True, repeats=1)
-    rows.append(
-        (
-            f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last",
-            f"{rate:,.1f} img/s",
-            "a GPU-sized backbone on this CPU, for scale",
+    for bf16 in (False, True):
+        rate = throughput(big, large, 32, channels_last=True, repeats=1, bf16=bf16)
+        rows.append(
+            (
+                f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last"
+                + (", bf16 autocast" if bf16 else ", fp32"),
+                f"{rate:,.1f} img/s",
+                f"{rate * big_flops / 1e9:.0f} GFLOP/s = {rate * big_flops / 1e9 / peak:.0%} of "
+                "the fp32 matmul peak (flip TTA: two forwards an image)",
+            )
         )
-    )
     return rows
 
 
@@ -167,25 +184,35 @@ def main() -> None:
     parser.add_argument("--large-images", type=int, default=128, help="images for IResNet-18")
     parser.add_argument("--memory-images", type=int, default=40_000)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
-    print(
-        f"# {os.cpu_count()} cores, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-        f"load average {os.getloadavg()[0]:.1f}"
-    )
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(summary.header())
+    peak = summary.matmul_peak()
+    print(f"fp32 matmul peak (2048^3): {peak:.1f} GFLOP/s")
     rows = memory_rows(args.memory_images, args.batch_size)
-    rows += extraction_rows(args.images, args.large_images)
+    rows += extraction_rows(args.images, args.large_images, peak)
     print(summary.markdown(["what", "measured", "note"], rows))
     held = next(r for r in rows if r[0].startswith("large tensors alive"))
     # batch 32, channels_last: what evaluation uses on the CPU
     extract = next(r for r in rows if "batch 32, channels_last" in r[0] and "default" in r[0])
+    iresnet = [r for r in rows if "IResNet-18" in r[0]]
+    best_big = max(iresnet, key=lambda r: float(r[1].split()[0].replace(",", "")))
     summary.add(
         args.summary,
         [
             (
-                "embedding extraction, default backbone, flip TTA",
-                extract[1],
-                "",
+                "embedding extraction, default backbone, flip TTA (batch 32, channels_last)",
+                f"{extract[1]}, {extract[2].split('; ')[1].split(' of')[0]} of peak",
+                ">= 50% of peak in FLOPs",
+                float(extract[2].split("; ")[1].split("%")[0]) >= 50,
+            ),
+            (
+                "IResNet-18 112x112 inference, best setting measured",
+                f"{best_big[0].rsplit(', ', 1)[1]}: {best_big[1]} ({best_big[2].split(' (')[0]})",
+                "reported",
                 None,
             ),
             (

@@ -43,7 +43,7 @@ def main() -> None:
     parser.add_argument("--summary", help="add the headline figure to this JSON file (run_all.py)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    print(f"{summary.machine()}; 1 thread")
+    print(summary.header())
     print(f"{args.identities} identities x {args.images} images per set, best of {args.rounds}\n")
     rows, headline = [], None
     for size, channels, chunk in CASES:

@@ -8,7 +8,13 @@ none) and `met` True/False, or None when there is nothing to check. run_all.py p
 from __future__ import annotations
 
 import json
+import os
+import platform
+import re
 from pathlib import Path
+
+#: the CPU flags that decide which kernels torch and FAISS run
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
 
 def add(path: str | None, figures: list[tuple[str, str, str, bool | None]]) -> None:
@@ -17,7 +23,8 @@ def add(path: str | None, figures: list[tuple[str, str, str, bool | None]]) -> N
         return
     file = Path(path)
     rows = json.loads(file.read_text()) if file.exists() else []
-    rows += [list(f) for f in figures]
+    # met may be a numpy bool, which json cannot write
+    rows += [[*f[:3], None if f[3] is None else bool(f[3])] for f in figures]
     file.write_text(json.dumps(rows, indent=1))
 
 
@@ -41,27 +48,66 @@ def table(path: str) -> str:
     return markdown(["what", "measured", "target", "met"], rows)
 
 
-def machine() -> str:
-    """One header line naming the machine: CPU model, its vector flags, cores, torch, load average."""
-    import os
-    import platform
+def cpu_model_and_flags() -> tuple[str, list[str]]:
+    """The CPU's model name and which of FLAGS it reports (Linux /proc/cpuinfo)."""
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, []
+    if found := re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE):
+        model = found.group(1).strip()
+    if found := re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE):
+        flags = set(found.group(1).split())
+    return model, [f for f in FLAGS if f in flags]
+
+
+def library_versions() -> str:
+    """torch, its BLAS (MKL) and oneDNN versions, the kernels it picked; FAISS's build if present."""
+    import torch
+
+    config = torch.__config__.show()
+    blas = re.search(r"BLAS_INFO=(\w+)", config)
+    mkl = re.search(r"Math Kernel Library Version (\S+)", config)
+    onednn = re.search(r"MKL-DNN (v[\d.]+)", config)
+    parts = [
+        f"torch {torch.__version__}",
+        f"BLAS {blas.group(1) if blas else '?'} {mkl.group(1) if mkl else ''}".rstrip(),
+        f"oneDNN {onednn.group(1) if onednn else '?'}",
+        f"kernels {torch.backends.cpu.get_cpu_capability()}",
+    ]
+    try:
+        import faiss
+
+        parts.append(f"faiss {faiss.__version__} ({faiss.get_compile_options().strip()})")
+    except ImportError:
+        pass
+    return ", ".join(parts)
+
+
+def header() -> str:
+    """One line naming the machine: CPU model, flags, cores, torch threads, libraries, load."""
+    import torch
+
+    model, flags = cpu_model_and_flags()
+    return (
+        f"# {model}; flags: {' '.join(flags) or 'none of ' + ' '.join(FLAGS)}; "
+        f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads; {library_versions()}; "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """Best fp32 GFLOP/s of an n x n x n torch.matmul with torch's current threads."""
+    import time
 
     import torch
 
-    model, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "model name":
-                model = value.strip()
-            elif key.strip() == "flags":
-                flags = set(value.split())
-                break
-    except OSError:
-        pass
-    vector = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    load = " ".join(f"{x:.1f}" for x in os.getloadavg())  # other users slow every timing down
-    return (
-        f"CPU: {model} ({', '.join(vector) or 'no AVX2'}), {os.cpu_count()} cores visible, "
-        f"torch {torch.__version__}, load average {load}"
-    )
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9

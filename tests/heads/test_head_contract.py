@@ -27,7 +27,9 @@ def test_every_configured_head_declares_the_abilities(path):
     head.anneal(3)
     assert isinstance(head.log_values(), dict)
     x = torch.ones(2, DIM)
-    if not head.shardable:  # heads/sharded.py refuses it, tested in tests/heads/test_modern_heads.py
+    if (
+        not head.shardable
+    ):  # heads/sharded.py refuses it, tested in tests/heads/test_modern_heads.py
         assert head.regularizer(x) is None or head.regularizer(x).dim() == 0
         return
     sharded = ShardedHead(head, sample_rate=0.5, sharded=False)

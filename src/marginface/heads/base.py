@@ -46,16 +46,25 @@ def check_real(
 # F.normalize's default: a zero row is divided by this instead of 0, and comes out as zeros
 _NORM_EPS = 1e-12
 
+# classes per block of the normalised backward: a GEMM block big enough to run at full speed, a
+# projection block whose (rows, D) slices of the gradient and the weight stay in cache
+GEMM_BLOCK = 4096
+PROJECTION_BLOCK = 1024
+
 
 class ClassLinear(torch.autograd.Function):
     """inputs @ W^T (rows of W at unit norm if `normalize`), its B target entries, and |W_y|.
 
     Written out rather than left to autograd because, with C in the hundreds of thousands, every
-    extra pass over the (C, D) weight or the (B, C) logits shows: autograd through F.normalize(W)
-    makes several (C, D) temporaries, and a gather from the logits (or W[labels]) sends back a dense
-    (B, C) (or (C, D)) gradient of zeros. Here the backward is the two GEMMs, one (B, C) rescaling
-    (normalised case only), one (C, D) projection that removes the radial part of the gradient
-    (d(w/|w|) = (I - w w^T/|w|^2) / |w|), and B-row updates for the target entries.
+    extra pass over the (C, D) weight or the (B, C) logits shows, and so does every new (B, C) or
+    (C, D) buffer (its pages are faulted in afresh): autograd through F.normalize(W) makes several
+    (C, D) temporaries, and a gather from the logits (or W[labels]) sends back a dense (B, C) (or
+    (C, D)) gradient of zeros. The forward is the GEMM and an in-place (B, C) rescaling by 1/|W_j|.
+    The normalised backward is softmax's two GEMMs plus passes that stay in cache: grad_inputs
+    from blocks of grad_logits scaled by 1/|W_j| (a small reused buffer), and grad_weight's rows
+    scaled and projected (d(w/|w|) = (I - w w^T/|w|^2) / |w|) block by block right after its GEMM;
+    the target entries' share of the radial part comes from their logits, without a (C, D) pass.
+    The target entries add B-row updates.
     """
 
     @staticmethod
@@ -70,48 +79,106 @@ class ClassLinear(torch.autograd.Function):
             logits.mul_(scale)
         rows = index.reshape(-1)
         target_norm = torch.linalg.vector_norm(weight[rows], dim=1, keepdim=True)
-        ctx.save_for_backward(inputs, weight, index, norm, scale)
+        target = logits.gather(1, index)
+        ctx.save_for_backward(inputs, weight, index, norm, scale, target)
         ctx.compute_dtype = logits.dtype
-        return logits, logits.gather(1, index), target_norm
+        return logits, target, target_norm
 
     @staticmethod
     def backward(ctx, grad_logits, grad_target, grad_target_norm):
-        inputs, weight, index, norm, scale = ctx.saved_tensors
+        inputs, weight, index, norm, scale, target = ctx.saved_tensors
         # the GEMMs run in the forward's precision (bf16 under autocast), the rest in the weight's
         dtype = ctx.compute_dtype
-        grad = grad_logits if scale is None else grad_logits * scale.to(grad_logits.dtype)
+        need_inputs, need_weight = ctx.needs_input_grad[:2]
         rows = index.reshape(-1)
         targets = len(rows) > 0
         if targets:
             target_weight = weight[rows]
             # a target entry is one more entry of the (B, C) product: same chain rule, B rows
             grad_target = grad_target.to(weight.dtype)
-            if scale is not None:
-                grad_target = grad_target * scale[rows].unsqueeze(1)
-        grad_inputs = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            grad_inputs = (grad.to(dtype) @ weight.to(dtype)).to(inputs.dtype)
-            if targets:
-                grad_inputs = grad_inputs + (grad_target * target_weight).to(inputs.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_weight = (grad.to(dtype).t() @ inputs.to(dtype)).to(weight.dtype)
-            if targets:
-                # index_put_(accumulate=True), not index_add_: on CPU the latter walks all C rows
-                grad_weight.index_put_(
-                    (rows,), grad_target * inputs.to(weight.dtype), accumulate=True
+        radial_target = None
+        if targets and scale is not None:
+            if need_weight:
+                # <w_y, grad_target_b x_b / |w_y|> = grad_target_b * target_b: no (C, D) pass
+                radial_target = torch.zeros_like(scale).index_put_(
+                    (rows,), (grad_target * target.to(weight.dtype)).squeeze(1), accumulate=True
                 )
-            if scale is not None:
-                # project out the radial part; rows floored at _NORM_EPS were scaled, not normalised
-                radial = torch.einsum("cd,cd->c", weight, grad_weight) * scale * scale
-                radial = radial.masked_fill_(norm < _NORM_EPS, 0.0)
-                grad_weight.addcmul_(weight, radial.unsqueeze(1), value=-1.0)
-            if targets:
-                # d|W_y| / dW_y = W_y / |W_y|
-                target_norm = torch.linalg.vector_norm(target_weight, dim=1, keepdim=True)
-                unit_rows = target_weight / target_norm.clamp_min(_NORM_EPS)
-                grad_norm = grad_target_norm.to(weight.dtype) * unit_rows
-                grad_weight.index_put_((rows,), grad_norm, accumulate=True)
+            grad_target = grad_target * scale[rows].unsqueeze(1)
+        if scale is None:
+            grad_inputs, grad_weight = ClassLinear.plain_grads(
+                grad_logits.to(dtype), inputs, weight, need_inputs, need_weight
+            )
+        else:
+            grad_inputs, grad_weight = ClassLinear.normalized_grads(
+                grad_logits, inputs, weight, norm, scale, radial_target, ctx
+            )
+        if need_inputs and targets:
+            grad_inputs = grad_inputs + (grad_target * target_weight).to(inputs.dtype)
+        if need_weight and targets:
+            # index_put_(accumulate=True), not index_add_: on CPU the latter walks all C rows;
+            # their radial part was removed in the blocks already (the projection is linear)
+            update = grad_target * inputs.to(weight.dtype)
+            # d|W_y| / dW_y = W_y / |W_y|
+            target_norm = torch.linalg.vector_norm(target_weight, dim=1, keepdim=True)
+            unit_rows = target_weight / target_norm.clamp_min(_NORM_EPS)
+            update = update + grad_target_norm.to(weight.dtype) * unit_rows
+            grad_weight.index_put_((rows,), update, accumulate=True)
+        if not need_inputs:
+            grad_inputs = None
+        if not need_weight:
+            grad_weight = None
         return grad_inputs, grad_weight, None, None
+
+    @staticmethod
+    def plain_grads(grad, inputs, weight, need_inputs, need_weight):
+        """(grad_inputs, grad_weight) of inputs @ W^T: the two GEMMs."""
+        grad_inputs = grad_weight = None
+        if need_inputs:
+            grad_inputs = (grad @ weight.to(grad.dtype)).to(inputs.dtype)
+        if need_weight:
+            grad_weight = (grad.t() @ inputs.to(grad.dtype)).to(weight.dtype)
+        return grad_inputs, grad_weight
+
+    @staticmethod
+    def normalized_grads(grad_logits, inputs, weight, norm, scale, radial_target, ctx):
+        """(grad_inputs, grad_weight) of inputs @ (W/|W|)^T, block by block over the classes.
+
+        Row c of grad_weight is v_c - <w_c, v_c> w_c / |w_c|^2 with v_c = sum_b G[b,c] x_b / |w_c|
+        (G: grad_logits plus the target entries, whose share of <w_c, v_c> is `radial_target`;
+        the caller adds their v_c afterwards: the projection is linear).
+        """
+        dtype = ctx.compute_dtype
+        need_inputs, need_weight = ctx.needs_input_grad[:2]
+        # a row floored at _NORM_EPS was scaled, not normalised: it has no radial part
+        radial_scale = (scale * scale).masked_fill_(norm < _NORM_EPS, 0.0)
+        batch, classes = grad_logits.shape
+        grad_inputs = grad_weight = None
+        if need_inputs:
+            # (G / |W|) @ W a block at a time: the scaled block of G is a small reused buffer
+            # where G * scale would be a new (B, C) tensor, each of its pages faulted in afresh
+            grad_inputs = torch.zeros(batch, weight.shape[1], dtype=dtype, device=weight.device)
+            block = torch.empty(batch, min(GEMM_BLOCK, classes), dtype=dtype, device=weight.device)
+            for start in range(0, classes, GEMM_BLOCK):
+                stop = min(start + GEMM_BLOCK, classes)
+                g = torch.mul(
+                    grad_logits[:, start:stop], scale[start:stop], out=block[:, : stop - start]
+                )
+                w = weight[start:stop]
+                grad_inputs.addmm_(g, w if w.dtype == dtype else w.to(dtype))
+            grad_inputs = grad_inputs.to(inputs.dtype)
+        if need_weight:
+            # one GEMM as softmax's, G^T x unscaled; then, block by block while the rows are in
+            # cache, the 1/|w_c| and the projection
+            grad_weight = (grad_logits.to(dtype).t() @ inputs.to(dtype)).to(weight.dtype)
+            for start in range(0, classes, PROJECTION_BLOCK):
+                stop = min(start + PROJECTION_BLOCK, classes)
+                v, w, s = grad_weight[start:stop], weight[start:stop], scale[start:stop]
+                radial = torch.linalg.vecdot(v, w).mul_(s)
+                if radial_target is not None:
+                    radial += radial_target[start:stop]
+                v.mul_(s.unsqueeze(1))
+                v.addcmul_(w, (radial * radial_scale[start:stop]).unsqueeze(1), value=-1.0)
+        return grad_inputs, grad_weight
 
 
 class MarginHead(Head):

@@ -37,6 +37,7 @@ LAYERS = {
     "gallery": TRAINING,
     # evaluation: protocols and results of a model
     "evaluate": EVALUATION,
+    "subcenter_drop": EVALUATION,  # a sub-center checkpoint's noisy-label list (evaluate's loader)
     # the multi-run report
     "report": REPORT,
 }

@@ -79,6 +79,41 @@ def test_missing_checkpoint_names_the_path(tmp_path):
         evaluate(cfg)
 
 
+def test_quality_block_is_the_error_versus_reject_of_the_saved_scores_and_norms(tiny_train_cfg):
+    """open_set.quality: error_versus_reject by hand on scores.npz (pairs) and the norms of the
+    flip-summed embeddings, recomputed from last.ckpt; quality.png beside it."""
+    import numpy as np
+    import torch
+    from hydra.utils import instantiate
+
+    from marginface.data.transforms import to_float
+    from marginface.evaluate import load_model
+    from marginface.metrics.quality import DEFAULT_REJECT, error_versus_reject
+
+    # 20 open-set identities x 4 images: 3040 impostor pairs, so FAR 1e-3 is measurable
+    cfg = tiny_train_cfg("loss=arcface", "data.dataset.num_identities=40")
+    results = train(cfg)
+    run_dir = Path(cfg.paths.output_dir)
+    check_schema(json.loads((run_dir / "results.json").read_text()))
+    dm = instantiate(cfg.data)
+    dm.setup()
+    images, _ = dm.open_set()
+    backbone, _, _ = load_model(run_dir / "checkpoints" / "last.ckpt")
+    backbone.eval()
+    with torch.no_grad():
+        x = to_float(images)
+        norms = torch.linalg.vector_norm(backbone(x) + backbone(x.flip(-1)), dim=1).numpy()
+    with np.load(run_dir / "scores.npz") as saved:
+        np.testing.assert_allclose(saved["norms"], norms, rtol=1e-5)
+        expected = error_versus_reject(
+            saved["scores"], saved["issame"], saved["i"], saved["j"], saved["norms"], far=1e-3
+        )
+    quality = results["open_set"]["quality"]
+    assert quality == expected and quality["reject"] == list(DEFAULT_REJECT)
+    assert quality["threshold"] is not None and quality["fnmr"][0] is not None
+    assert (run_dir / "quality.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_orl_fast_dev_run(tmp_path):
     cfg = compose_config(
         "train", ["trainer=debug", "loss=softmax", "trainer.enable_progress_bar=false"], tmp_path
@@ -159,6 +194,9 @@ def test_a_fixed_pairs_protocol_is_evaluated_from_a_checkpoint(tiny_train_cfg, t
     assert (
         results["open_set"]["identification"] is None and results["open_set"]["retrieval"] is None
     )
+    assert schema_problems(results) == []
+    # 5 impostor pairs cannot measure FAR 1e-3: the quality curve is there, its FNMRs null
+    assert results["open_set"]["quality"]["fnmr"] == [None] * 7
     # independent recomputation: cosine of the flip-summed embeddings of each pair
     backbone, _, _ = load_model(ckpt)
     emb = extract_embeddings(backbone, faces.images[order])

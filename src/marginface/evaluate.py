@@ -52,17 +52,27 @@ def default_eval_batch(device: torch.device | str) -> int:
     return 32 if torch.device(device).type == "cpu" else 256
 
 
+def extract_embeddings(backbone: nn.Module, images: torch.Tensor, **options: Any) -> np.ndarray:
+    """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed.
+
+    `options`: batch_size, flip, device, progress, as `embeddings_and_norms`.
+    """
+    return embeddings_and_norms(backbone, images, **options)[0]
+
+
 @torch.no_grad()
-def extract_embeddings(
+def embeddings_and_norms(
     backbone: nn.Module,
     images: torch.Tensor,
     batch_size: int | None = None,
     flip: bool = True,
     device: torch.device | str = "cpu",
     progress: bool | None = None,
-) -> np.ndarray:
-    """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed.
+) -> tuple[np.ndarray, np.ndarray]:
+    """(unit-row float32 embeddings of uint8 images, each image's L2 norm before normalising).
 
+    With `flip`, the embedding is that of image + mirror image summed, and the norm is the summed
+    embedding's: the quality measure of the results' "open_set.quality" (docs/metrics.md).
     `batch_size` None: `default_eval_batch(device)`.
     Inputs follow the backbone's memory format (NHWC when its weights are channels_last).
     """
@@ -70,7 +80,7 @@ def extract_embeddings(
     layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
     was_training = backbone.training
     backbone.eval()
-    out = []
+    out, norms = [], []
     batches = range(0, len(images), batch_size)
     show = len(images) > 20 * batch_size if progress is None else progress
     for start in tqdm(batches, desc="embedding", unit="batch", disable=not show, leave=False):
@@ -80,6 +90,7 @@ def extract_embeddings(
         if flip:
             e = e + backbone(x.flip(-1).contiguous(memory_format=layout)).float()
         out.append(torch.nn.functional.normalize(e, dim=1).cpu())
+        norms.append(torch.linalg.vector_norm(e, dim=1).cpu())
     backbone.train(was_training)
     embeddings = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
     if not np.isfinite(embeddings).all():
@@ -87,7 +98,7 @@ def extract_embeddings(
             "the backbone produced NaN/Inf embeddings: the training diverged (try a lower optimizer.lr "
             "or a smaller loss.scale) or the checkpoint is corrupt"
         )
-    return embeddings
+    return embeddings, (torch.cat(norms).numpy() if norms else np.zeros(0, np.float32))
 
 
 def apply_wccn(
@@ -280,13 +291,16 @@ def evaluate_embeddings(
     paths: list[str] | None = None,
     record: dict | None = None,
     distractors: np.ndarray | None = None,
+    norms: np.ndarray | None = None,
 ) -> dict:
     """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`.
 
     `paths` (the file of each embedded image) is what a pairs file in `eval.pairs` refers to;
     `record`, when given, receives the pairs' count and fingerprint (`pairs_fingerprint`).
     With `distractors` (embeddings of never-trained identities), identification is also scored with
-    them in the gallery: the block's "identification_distractors".
+    them in the gallery: the block's "identification_distractors". `norms` (each image's embedding
+    norm before normalising and whitening, `embeddings_and_norms`) is the quality that the
+    block's "quality" curve rejects on; None (a baseline without one): that block is null.
     """
     from marginface.metrics.openset import open_set_metrics
 
@@ -301,13 +315,16 @@ def evaluate_embeddings(
         max_pairs=ev.get("max_pairs"),
         pairs=pairs,
         folds=folds,
+        quality=norms,
     )
     if record is not None:
         record.update(count=len(pairs[0]), sha1=pairs_fingerprint(labels, *pairs))
     if run_dir is not None and ev.get("artifacts", True):
         from marginface.report.plots import write_open_set_artifacts
 
-        write_open_set_artifacts(run_dir, scores, issame)
+        write_open_set_artifacts(
+            run_dir, scores, issame, pairs=pairs, norms=norms, quality=block["quality"]
+        )
     if distractors is not None:
         block["identification_distractors"] = evaluate_distractors(
             embeddings, labels, distractors, cfg
@@ -480,6 +497,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     Identification and retrieval need identity labels, which such sets do not carry: they are null.
     """
     from marginface.data.transforms import match_channels, resize_uint8
+    from marginface.metrics.openset import quality_block
     from marginface.metrics.pairs import pair_scores
     from marginface.metrics.verification import verification_metrics
 
@@ -493,7 +511,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
     size, channels = tuple(wanted["image_size"]), int(wanted["channels"])
     vset = instantiate(cfg.data.verification)
     images = match_channels(resize_uint8(vset.images, size), channels)
-    embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+    embeddings, norms = embeddings_and_norms(backbone, images, flip=cfg.eval.flip)
     if cfg.eval.get("wccn", False):
         from marginface.whitening import stored_whitening
 
@@ -517,11 +535,19 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
             "genuine_mean_deg": float(angles[issame].mean()) if issame.any() else None,
             "impostor_mean_deg": float(angles[~issame].mean()) if (~issame).any() else None,
         },
+        "quality": quality_block(scores, issame, pairs[:, 0], pairs[:, 1], norms),
     }
     if cfg.eval.get("artifacts", True):
         from marginface.report.plots import write_open_set_artifacts
 
-        write_open_set_artifacts(run_dir, scores, issame)
+        write_open_set_artifacts(
+            run_dir,
+            scores,
+            issame,
+            pairs=(pairs[:, 0], pairs[:, 1]),
+            norms=norms,
+            quality=block["quality"],
+        )
     timing = {"train_s": None, "eval_s": time.perf_counter() - start, "images_per_s": None}
     return build_results(cfg, ckpt.get("loss_name", "unknown"), head, None, block, timing)
 
@@ -541,7 +567,7 @@ def evaluate(cfg: DictConfig) -> dict:
     kind = cfg.model.kind
     start = time.perf_counter()
     quiet_libraries()
-    head, loss_name, closed, distractors = None, kind, None, None
+    head, loss_name, closed, distractors, norms = None, kind, None, None, None
     if cfg.eval.get("distractors") and cfg.data.get("verification") is not None:
         raise ValueError(
             f"eval.distractors={cfg.eval.distractors} needs an identification gallery, but "
@@ -579,14 +605,21 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         images, labels_t = dm.open_set()
         labels = labels_t.numpy()
-        embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+        embeddings, norms = embeddings_and_norms(backbone, images, flip=cfg.eval.flip)
         embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
         distractors = distractor_embeddings(cfg, backbone, dm, whitening)
         if dm.num_classes and dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())
     pairs: dict[str, Any] = {}
     block = evaluate_embeddings(
-        embeddings, labels, cfg, run_dir, dm.open_set_paths(), pairs, distractors=distractors
+        embeddings,
+        labels,
+        cfg,
+        run_dir,
+        dm.open_set_paths(),
+        pairs,
+        distractors=distractors,
+        norms=norms,
     )
     eval_s = time.perf_counter() - start
     results = build_results(

@@ -30,6 +30,9 @@ OPEN_SET_KEYS = {
     "identification": ("rank1", "rank5", "dir@fpir=1e-1", "dir@fpir=1e-2"),
     "retrieval": ("precision@1", "map@r"),
     "angles": ("genuine_mean_deg", "impostor_mean_deg"),
+    # error versus reject on the embedding norm: "reject", "fnmr" and "genuine_pairs" are lists,
+    # one entry per rejected share (metrics/quality.py); null for a baseline without a norm
+    "quality": ("far", "threshold", "reject", "fnmr", "genuine_pairs"),
 }
 #: "timing": seconds of training and evaluation, training throughput (null where not run)
 TIMING_KEYS = ("train_s", "eval_s", "images_per_s")

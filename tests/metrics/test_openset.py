@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from marginface.metrics.openset import open_set_metrics
+from marginface.metrics.pairs import pairs_for
+from marginface.metrics.quality import error_versus_reject
 from marginface.metrics.verification import verification_metrics
 from marginface.results import OPEN_SET_KEYS
 
@@ -25,15 +27,26 @@ def clustered(n_ids=12, per_id=5, dim=8, noise=0.7, seed=0):
 
 def test_block_matches_the_contract_and_is_json_safe(brute_search):
     emb, labels = clustered()
-    block, scores, issame = open_set_metrics(emb, labels, brute_search, seed=0)
+    norms = np.linalg.norm(emb, axis=1)
+    block, scores, issame = open_set_metrics(emb, labels, brute_search, seed=0, quality=norms)
     assert {k: list(v) for k, v in block.items()} == CONTRACT
     json.dumps(block, allow_nan=False)
-    for part in block.values():
-        assert all(v is None or type(v) is float for v in part.values())
+    for name, part in block.items():
+        if name != "quality":  # its curve is lists, one entry per rejected share
+            assert all(v is None or type(v) is float for v in part.values())
     assert block["verification"]["tar@far=1e-4"] is None  # 1650 impostor pairs: not measurable
     assert len(scores) == 60 * 59 // 2 and issame.sum() == 12 * 10
     assert block["verification"] == verification_metrics(scores, issame)
     assert brute_search.builds == 2  # identification and retrieval each got a fresh search
+    i, j, _ = pairs_for(labels, None, 0)
+    assert block["quality"] == error_versus_reject(scores, issame, i, j, norms, far=1e-3)
+
+
+def test_quality_block_is_null_without_quality_and_checks_its_length(brute_search):
+    emb, labels = clustered()
+    assert open_set_metrics(emb, labels, brute_search)[0]["quality"] is None
+    with pytest.raises(ValueError, match="one value per embedding"):
+        open_set_metrics(emb, labels, brute_search, quality=np.ones(len(emb) - 1))
 
 
 def test_scale_of_embeddings_does_not_matter(brute_search):
@@ -42,7 +55,8 @@ def test_scale_of_embeddings_does_not_matter(brute_search):
     a = open_set_metrics(emb, labels, brute_search)[0]
     b = open_set_metrics(scaled, labels, brute_search)[0]
     for part in CONTRACT:
-        assert a[part] == pytest.approx(b[part], abs=1e-5)
+        if part != "quality":  # null here: no quality given
+            assert a[part] == pytest.approx(b[part], abs=1e-5)
 
 
 def test_angles_by_hand(brute_search, circle):

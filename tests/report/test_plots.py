@@ -9,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from marginface.metrics.quality import error_versus_reject
 from marginface.metrics.verification import roc
-from marginface.report.plots import plot_roc, thin_roc, write_open_set_artifacts
+from marginface.report.plots import plot_quality, plot_roc, thin_roc, write_open_set_artifacts
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -41,6 +42,27 @@ def test_write_open_set_artifacts(tmp_path):
         assert got == pytest.approx([thresholds[k], far[k], tar[k]], rel=1e-6)
     last = rows[-1]
     assert (last["threshold"], float(last["far"]), float(last["tar"])) == ("-inf", 1.0, 1.0)
+
+
+def test_quality_artifacts_pairs_norms_and_quality_png(tmp_path):
+    scores, issame = pairs(n=1500)
+    rng = np.random.default_rng(4)
+    i, j = rng.integers(0, 100, size=(2, len(scores)))
+    norms = rng.uniform(1, 30, size=100)
+    quality = error_versus_reject(scores, issame, i, j, norms, far=1e-2)
+    paths = write_open_set_artifacts(
+        tmp_path, scores, issame, pairs=(i, j), norms=norms, quality=quality
+    )
+    assert [p.name for p in paths][-1] == "quality.png"
+    assert paths[-1].read_bytes()[:8] == PNG
+    with np.load(paths[0]) as saved:
+        assert sorted(saved.files) == ["i", "issame", "j", "norms", "scores"]
+        np.testing.assert_array_equal(saved["i"], i)
+        np.testing.assert_array_equal(saved["norms"], norms.astype(np.float32))
+    # a FAR the pairs cannot measure: every FNMR null, the figure says so and still exists
+    blank = error_versus_reject(scores[:50], issame[:50], i[:50], j[:50], norms, far=1e-4)
+    assert set(blank["fnmr"]) == {None}
+    assert plot_quality(blank, tmp_path / "blank.png").read_bytes()[:8] == PNG
 
 
 def test_thin_roc_keeps_true_operating_points():

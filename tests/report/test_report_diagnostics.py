@@ -8,7 +8,7 @@ import torch
 from scipy import stats
 from torch import nn
 
-from marginface.heads import SoftmaxHead
+from marginface.heads import SoftmaxHead, SubCenterArcFaceHead
 from marginface.report.diagnostics import (
     centre_angles,
     confidence,
@@ -56,10 +56,29 @@ def test_centre_and_weight_angles_at_known_angles():
     labels = torch.tensor([0, 0, 1, 1])
     got = centre_angles(features, labels)
     assert got["intra_deg"] == pytest.approx(10.0) and got["inter_deg"] == pytest.approx(90.0)
-    weight = at([0, 90, 180]).float() * 3  # norms do not matter
-    w = weight_angles(features, labels, weight)
+    head = SoftmaxHead(2, 3)
+    with torch.no_grad():
+        head.weight.copy_(at([0, 90, 180]) * 3)  # norms do not matter
+    w = weight_angles(features, labels, head)
     assert w["w_ex_deg"] == pytest.approx(10.0, abs=1e-4)
     assert w["w_inter_deg"] == pytest.approx(90.0, abs=1e-4)
+
+
+def test_weight_angles_of_a_subcenter_head_use_the_nearest_subcentre():
+    # 3 classes x 2 sub-centres, rows class-major: class 0 at 0 and 40 degrees, class 1 at 150
+    # and 250, class 2 at 200 and 300
+    head = SubCenterArcFaceHead(2, 3, subcenters=2)
+    with torch.no_grad():
+        head.weight.copy_(
+            at([0, 40, 150, 250, 200, 300]) * torch.tensor([[1.0], [2.0]]).repeat(3, 1)
+        )
+    # features at 30 (class 0: 10 from 40), 230 (class 1: 20 from 250), 190 (class 2: 10 from 200)
+    features, labels = at([30, 230, 190]) * 5, torch.tensor([0, 1, 2])
+    w = weight_angles(features, labels, head)
+    assert w["w_ex_deg"] == pytest.approx((10 + 20 + 10) / 3, abs=1e-4)
+    # nearest other class's sub-centre: class 0 -> 300 (60, not its own 40 at 40 apart),
+    # class 1 -> 200 (50), class 2 -> 150 or 250 (50)
+    assert w["w_inter_deg"] == pytest.approx((60 + 50 + 50) / 3, abs=1e-4)
 
 
 def test_confidence_of_a_uniform_and_a_certain_posterior():

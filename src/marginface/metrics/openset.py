@@ -1,4 +1,4 @@
-"""The "open_set" block of results.json: verification, identification, retrieval and angles."""
+"""The "open_set" block of results.json: verification, identification, retrieval, angles, quality."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 
 from marginface.metrics.identification import identification_metrics
 from marginface.metrics.pairs import pair_scores, pairs_for
+from marginface.metrics.quality import error_versus_reject
 from marginface.metrics.retrieval import retrieval_metrics
 from marginface.metrics.verification import DEFAULT_FARS, verification_metrics
 
@@ -82,7 +83,8 @@ def open_set_metrics(
     ranks: Sequence[int] = (1, 5),
     fpirs: Sequence[float] = (1e-1, 1e-2),
     folds: np.ndarray | None = None,
-) -> tuple[dict[str, dict[str, float | None]], np.ndarray, np.ndarray]:
+    quality: np.ndarray | None = None,
+) -> tuple[dict[str, dict[str, Any] | None], np.ndarray, np.ndarray]:
     """Return (the results.json "open_set" block, pair scores float32, pair issame bool).
 
     Embeddings are L2-normalised here, so every score is a cosine. Pairs are `pairs` ((i, j) or
@@ -90,8 +92,15 @@ def open_set_metrics(
     seed); `folds` (a fold id per pair, a protocol's own) replaces the `n_folds` random folds of
     the k-fold accuracy. `search_factory()` must return a fresh search object; identification (gallery split
     by `seed`) and retrieval each build their own. Values are floats or None (not measurable).
+    `quality` (one value per image, e.g. the embedding norm before normalising) gives the
+    "quality" block, error_versus_reject at FAR 1e-3 (metrics/quality.py); None: the block is null.
     """
     embeddings, labels = check_embeddings(embeddings, labels)
+    if quality is not None and np.shape(quality) != (len(embeddings),):
+        raise ValueError(
+            f"quality must hold one value per embedding ({len(embeddings)}), got shape "
+            f"{np.shape(quality)}"
+        )
     if pairs is None:
         i, j, issame = pairs_for(labels, max_pairs, seed)
     else:
@@ -113,4 +122,22 @@ def open_set_metrics(
             "impostor_mean_deg": _mean_angle_deg(scores[~issame]),
         },
     }
-    return _json_safe(block), scores, issame
+    block = _json_safe(block)
+    block["quality"] = quality_block(scores, issame, i, j, quality)
+    return block, scores, issame
+
+
+def quality_block(
+    scores: np.ndarray,
+    issame: np.ndarray,
+    i: np.ndarray,
+    j: np.ndarray,
+    quality: np.ndarray | None,
+) -> dict[str, Any] | None:
+    """The "quality" block: error_versus_reject at FAR 1e-3, JSON-safe; None without `quality`."""
+    if quality is None:
+        return None
+    curve = error_versus_reject(scores, issame, i, j, quality)
+    # an infinite threshold (every impostor accepted) is not a number JSON can carry
+    curve["threshold"] = _json_safe(curve["threshold"])
+    return curve

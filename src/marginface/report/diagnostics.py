@@ -10,7 +10,8 @@ cross-entropy checks and needs no model.
 - KL identity: with p = softmax(logits of an image) and q = softmax(logits of its mirror image),
   KL(p||q) computed directly and as CE(p, q) - H(p); the largest gap between the two is stored.
 - angles (degrees, as ArcFace Table 6): between each closed-set feature and its class weight
-  ("W-EX"), the minimum angle between class weights ("W-inter"), between features and their class
+  ("W-EX"; the nearest sub-centre for a sub-center head, through head.cosine), the minimum angle
+  between class weights ("W-inter"; between different classes' sub-centres), between features and their class
   centre ("intra") and the minimum angle between class centres ("inter"); intra/inter also on the
   open set, where the "classes" are identities the model never saw.
 """
@@ -69,14 +70,52 @@ def centre_angles(features: torch.Tensor, labels: torch.Tensor) -> dict[str, flo
     return {"intra_deg": float(intra), "inter_deg": _min_offdiagonal_angle(centres)}
 
 
+#: rows of a (rows, D) input passed to head.cosine at once: bounds the (rows, C) cosine block
+_COSINE_ROWS = 1024
+
+
+@torch.no_grad()
+def _class_cosines(head: nn.Module, x: torch.Tensor, pick) -> torch.Tensor:
+    """pick(rows, head.cosine(x[rows])) over blocks of rows of x, concatenated (float64, CPU)."""
+    weight = head.weight
+    out = []
+    for start in range(0, len(x), _COSINE_ROWS):
+        rows = torch.arange(start, min(start + _COSINE_ROWS, len(x)))
+        cos = head.cosine(x[rows].to(device=weight.device, dtype=weight.dtype)).double().cpu()
+        out.append(pick(rows, cos))
+    return torch.cat(out)
+
+
 def weight_angles(
-    features: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor
+    features: torch.Tensor, labels: torch.Tensor, head: nn.Module
 ) -> dict[str, float | None]:
-    """W-EX: mean angle between unit features and their class weight; W-inter: mean min angle between class weights."""
-    w = F.normalize(weight.detach().double().cpu(), dim=1)
-    out = {"w_inter_deg": _min_offdiagonal_angle(w), "w_ex_deg": None}
+    """W-EX: mean angle between features and their class; W-inter: mean over classes of the
+    smallest angle between the class's weight rows and another class's.
+
+    Both go through `head.cosine`, the head's own class cosine: for a sub-center head the largest
+    over the class's sub-centres (the nearest one), for the others the plain cosine with W_j.
+    Heads with K rows per class (sub-center) store them class-major (row c K + k is of class c),
+    so W-inter of a class is its sub-centres' nearest other class, its own sub-centres left out.
+    """
+    weight = head.weight.detach()
+    classes = head.num_classes
+    per_class = len(weight) // classes
+    out: dict[str, float | None] = {"w_inter_deg": None, "w_ex_deg": None}
+    if classes >= 2:
+        owner = torch.arange(len(weight)) // per_class
+
+        def nearest_other(rows: torch.Tensor, cos: torch.Tensor) -> torch.Tensor:
+            cos[torch.arange(len(rows)), owner[rows]] = -1.0  # the row's own class left out
+            return cos.max(dim=1).values
+
+        nearest = _class_cosines(head, weight, nearest_other).view(classes, per_class)
+        out["w_inter_deg"] = float(_degrees(nearest.max(dim=1).values).mean())
     if len(features):
-        out["w_ex_deg"] = float(_degrees((F.normalize(features, dim=1) * w[labels]).sum(1)).mean())
+        labels = labels.long().cpu()
+        own = _class_cosines(
+            head, features, lambda rows, cos: cos[torch.arange(len(rows)), labels[rows]]
+        )
+        out["w_ex_deg"] = float(_degrees(own).mean())
     return out
 
 
@@ -155,7 +194,7 @@ def softmax_diagnostics(
             "kl_identity": kl_identity(torch.cat([closed_logits, open_logits]), logits(mirrored)),
             "angles": {
                 "closed_set": {
-                    **weight_angles(closed, closed_labels.cpu(), head.weight),
+                    **weight_angles(closed, closed_labels.cpu(), head),
                     **centre_angles(closed, closed_labels.cpu()),
                 },
                 "open_set": centre_angles(opened, open_labels.cpu()),

@@ -1,4 +1,5 @@
-"""Figures and files for one run's open-set pairs: ROC, score and angle histograms, scores.npz, roc.csv.
+"""Figures and files for one run's open-set pairs: ROC, score and angle histograms, the quality
+curve (error versus reject), scores.npz, roc.csv.
 
 Figures are matplotlib `Figure` objects saved directly (Agg canvas), so no pyplot state is touched.
 """
@@ -132,19 +133,56 @@ def plot_angle_hist(scores: np.ndarray, issame: np.ndarray, path: str | Path) ->
     )
 
 
+def plot_quality(quality: Mapping, path: str | Path) -> Path:
+    """FNMR at the fixed FAR against the share of lowest-norm images rejected (the results'
+    "open_set.quality" block, metrics/quality.py); points that are not measurable are left out."""
+    reject = np.asarray(quality["reject"], dtype=np.float64)
+    fnmr = np.array([np.nan if v is None else v for v in quality["fnmr"]], dtype=np.float64)
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    shown = np.isfinite(fnmr)
+    if shown.any():
+        ax.plot(100 * reject[shown], fnmr[shown], marker="o")
+    else:
+        # a FAR the impostor pairs cannot measure, or no genuine pair: say so, draw nothing
+        ax.text(0.5, 0.5, "not measurable on these pairs", ha="center", transform=ax.transAxes)
+    ax.set_xlim(0.0, 100 * max(reject.max(initial=0.0), 0.05))
+    ax.set_ylim(0.0, max(1.05 * fnmr[shown].max(initial=0.0), 0.01))
+    ax.set_xlabel("images rejected, lowest embedding norm first (% of open-set images)")
+    ax.set_ylabel(f"FNMR at FAR={quality['far']:g} (fraction of genuine pairs)")
+    ax.set_title("Error versus reject: does the embedding norm carry quality?")
+    ax.grid(True, alpha=0.3)
+    return _save(fig, path)
+
+
 def write_open_set_artifacts(
-    run_dir: str | Path, scores: np.ndarray, issame: np.ndarray
+    run_dir: str | Path,
+    scores: np.ndarray,
+    issame: np.ndarray,
+    pairs: tuple[np.ndarray, np.ndarray] | None = None,
+    norms: np.ndarray | None = None,
+    quality: Mapping | None = None,
 ) -> list[Path]:
-    """Write scores.npz, roc.csv, roc.png, scores.png and angles.png into run_dir; return the paths."""
+    """Write scores.npz, roc.csv, roc.png, scores.png, angles.png (and quality.png, given the
+    results' `quality` block) into run_dir; return the paths.
+
+    scores.npz holds `scores` and `issame` per pair, plus `i` and `j` (the pair's image indices)
+    given `pairs`, and `norms` (each image's embedding norm) given `norms`.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     scores = np.asarray(scores, dtype=np.float32)
     issame = np.asarray(issame, dtype=bool)
     from marginface.io import atomic_file
 
+    arrays = {"scores": scores, "issame": issame}
+    if pairs is not None:
+        arrays.update(i=np.asarray(pairs[0], np.int64), j=np.asarray(pairs[1], np.int64))
+    if norms is not None:
+        arrays["norms"] = np.asarray(norms, dtype=np.float32)
     npz = run_dir / "scores.npz"
     with atomic_file(npz) as file:  # a crash leaves no half-written scores
-        np.savez(file, scores=scores, issame=issame)
+        np.savez(file, **arrays)
     far, tar, thresholds = roc(scores, issame)
     keep = thin_roc(far)
     csv = run_dir / "roc.csv"  # thinned like the plot; scores.npz holds every pair
@@ -157,10 +195,13 @@ def write_open_set_artifacts(
             comments="",
             fmt="%.9g",
         )
-    return [
+    paths = [
         npz,
         csv,
         plot_roc(far, tar, run_dir / "roc.png"),
         plot_score_hist(scores, issame, run_dir / "scores.png"),
         plot_angle_hist(scores, issame, run_dir / "angles.png"),
     ]
+    if quality is not None:
+        paths.append(plot_quality(quality, run_dir / "quality.png"))
+    return paths

@@ -18,8 +18,8 @@ from marginface.evaluate import (
     build_results,
     closed_set_accuracy,
     distractor_embeddings,
+    embeddings_and_norms,
     evaluate_embeddings,
-    extract_embeddings,
 )
 from marginface.heads.sharded import gather_head
 from marginface.io import write_json
@@ -122,7 +122,9 @@ def evaluate_fitted(
     diagnostics into the run dir; the WCCN map (eval.wccn) into last.ckpt."""
     device = module.device
     images, labels = datamodule.open_set()
-    embeddings = extract_embeddings(module.backbone, images, flip=cfg.eval.flip, device=device)
+    embeddings, norms = embeddings_and_norms(
+        module.backbone, images, flip=cfg.eval.flip, device=device
+    )
     embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
     if whitening is not None and is_global_zero:
         # last.ckpt carries it (fit with these, the last weights; best.ckpt's weights may differ
@@ -133,7 +135,9 @@ def evaluate_fitted(
         module.backbone, module.head, closed_images, closed_labels, device=device
     )
     distractors = distractor_embeddings(cfg, module.backbone, datamodule, whitening, device)
-    block = evaluate_embeddings(embeddings, labels.numpy(), cfg, run_dir, distractors=distractors)
+    block = evaluate_embeddings(
+        embeddings, labels.numpy(), cfg, run_dir, distractors=distractors, norms=norms
+    )
     if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
         write_diagnostics(
             run_dir,

@@ -156,7 +156,9 @@ class ClassLinear(torch.autograd.Function):
         if need_inputs:
             # (G / |W|) @ W a block at a time: the scaled block of G is a small reused buffer
             # where G * scale would be a new (B, C) tensor, each of its pages faulted in afresh
-            grad_inputs = torch.zeros(batch, weight.shape[1], dtype=dtype, device=weight.device)
+            # the sum over blocks in float32 at least: bf16 would round it once per block
+            total = torch.promote_types(dtype, torch.float32)
+            grad_inputs = torch.zeros(batch, weight.shape[1], dtype=total, device=weight.device)
             block = torch.empty(batch, min(GEMM_BLOCK, classes), dtype=dtype, device=weight.device)
             for start in range(0, classes, GEMM_BLOCK):
                 stop = min(start + GEMM_BLOCK, classes)
@@ -164,7 +166,10 @@ class ClassLinear(torch.autograd.Function):
                     grad_logits[:, start:stop], scale[start:stop], out=block[:, : stop - start]
                 )
                 w = weight[start:stop]
-                grad_inputs.addmm_(g, w if w.dtype == dtype else w.to(dtype))
+                if dtype == total:
+                    grad_inputs.addmm_(g, w.to(dtype))
+                else:
+                    grad_inputs += g @ w.to(dtype)
             grad_inputs = grad_inputs.to(inputs.dtype)
         if need_weight:
             # one GEMM as softmax's, G^T x unscaled; then, block by block while the rows are in

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from marginface.train import train
+
+from marginface.training.fit import train
 
 
 @pytest.mark.parametrize(

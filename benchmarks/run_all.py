@@ -89,7 +89,7 @@ def main() -> None:
                 "1000",
             )
             run("bench_scale.py", file, "--images", "256", "--memory-images", "2000")
-            run("bench_synthfaces.py", file, "--identities", "20", "--rounds", "1")
+            run("bench_synthfaces.py", file, "--identities", "100", "--rounds", "1")
         else:
             run("bench_train.py", file)
             run("bench_heads.py", file, "--threads", "1")  # ratios are noise with 2 threads here

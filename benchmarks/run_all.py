@@ -93,7 +93,7 @@ def main() -> None:
                 *("--pairs", "100000", "--gallery", "10000", "--probes", "1000", "--no-hnsw"),
             )
             run("bench_scale.py", file, "--images", "256", "--memory-images", "2000")
-            run("bench_synthfaces.py", file, "--identities", "20", "--rounds", "1")
+            run("bench_synthfaces.py", file, "--identities", "100", "--rounds", "1")
         else:
             run("bench_train.py", file, "--rounds", "3", *one)
             run("bench_heads.py", file, "--repeats", "3", *one)

@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from helpers import CONF, TINY, compose_config
-from marginface.schemas import ConfigError, accepts, validate_config
+from marginface.training.schemas import ConfigError, accepts, validate_config
 
 # groups a training config composes, and what each option that has required (???) keys needs
 TRAIN_GROUPS = [

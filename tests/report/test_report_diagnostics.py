@@ -9,12 +9,12 @@ from scipy import stats
 from torch import nn
 
 from marginface.heads import SoftmaxHead, SubCenterArcFaceHead
+from marginface.heads.losses import target_logit_gradient
 from marginface.report.diagnostics import (
     centre_angles,
     confidence,
     kl_identity,
     softmax_diagnostics,
-    target_logit_gradient,
     weight_angles,
 )
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from marginface.heads.losses import target_logit_gradient
 from marginface.report import figures, identity_scaling, scaling
 from marginface.report.aggregate import (
     ANGLES,
@@ -33,7 +34,6 @@ from marginface.report.checkpoints import (
     reference_row,
     unpaired_rows,
 )
-from marginface.report.diagnostics import target_logit_gradient
 from marginface.report.runs import Group, Run, collect
 from marginface.report.stats import Interval, mean_ci
 

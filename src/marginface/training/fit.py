@@ -25,7 +25,6 @@ from marginface.heads.sharded import gather_head
 from marginface.io import write_json
 from marginface.provenance import record_run
 from marginface.report.diagnostics import write_diagnostics
-from marginface.schemas import validate_config
 from marginface.training.callbacks import (
     ConfigInCheckpoint,
     OpenSetMonitor,
@@ -41,6 +40,7 @@ from marginface.training.checkpoints import (
 )
 from marginface.training.factory import build, loss_name
 from marginface.training.failures import records_failure
+from marginface.training.schemas import validate_config
 from marginface.whitening import CHECKPOINT_KEY
 
 log = logging.getLogger(__name__)

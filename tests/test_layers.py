@@ -13,7 +13,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "marginface"
 
-BOTTOM, TRAINING, EVALUATION, REPORT = 0, 1, 2, 3
+BOTTOM, TRAINING, INFERENCE, EVALUATION, REPORT, ENTRY = 0, 1, 2, 3, 4, 5
 LAYERS = {
     # components and pure functions: no model training, no run folders
     "heads": BOTTOM,
@@ -29,11 +29,10 @@ LAYERS = {
     "provenance": BOTTOM,
     "configs": BOTTOM,
     "results": BOTTOM,
-    # training and inference: build, fit, embed, export, enrol
+    # training: build a model from a config and fit it
     "training": TRAINING,
-    "embedder": TRAINING,
-    "export": TRAINING,
-    "gallery": TRAINING,
+    # inference: a trained model from its checkpoint; embed, export, enrol, identify
+    "inference": INFERENCE,
     # evaluation: protocols and results of a model
     "evaluate": EVALUATION,
     "subcenter_drop": EVALUATION,  # a sub-center checkpoint's noisy-label list (evaluate's loader)
@@ -47,16 +46,15 @@ LAYERS = {
 KNOWN_VIOLATIONS = {
     # train(cfg) evaluates the fitted model with evaluate.py's functions (-> evaluation/)
     ("marginface.training.fit", "marginface.evaluate"),
+    ("marginface.training.fit", "marginface.inference.embed"),
     # per-run diagnostics live in the report today (-> evaluation/artifacts.py)
     ("marginface.training.fit", "marginface.report.diagnostics"),
-    # the embedding function lives in evaluate.py today (-> inference/embed.py)
-    ("marginface.embedder", "marginface.evaluate"),
     # evaluate.py writes per-run figures with the report's plotting code (-> evaluation/artifacts.py)
     ("marginface.evaluate", "marginface.report.plots"),
     # the report's experiments train or time models (-> experiments/ or benchmarks/)
     ("marginface.report.toy", "marginface.training.fit"),
     ("marginface.report.toy", "marginface.training.factory"),
-    ("marginface.report.toy", "marginface.evaluate"),
+    ("marginface.report.toy", "marginface.training.checkpoints"),
     ("marginface.report.scaling", "marginface.evaluate"),
     ("marginface.report.scaling", "marginface.training.factory"),
 }

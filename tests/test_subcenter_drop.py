@@ -13,7 +13,7 @@ import torch
 from hydra.utils import instantiate
 
 from marginface.data.transforms import to_float
-from marginface.evaluate import load_model
+from marginface.inference.checkpoint import load_model
 from marginface.subcenter_drop import COLUMNS, subcenter_drop
 from marginface.training.fit import train
 

@@ -11,7 +11,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from helpers import TINY, compose_config
 from marginface.data.datamodule import CLOSED_SET, OPEN_SET
-from marginface.evaluate import extract_embeddings
+from marginface.inference.embed import extract_embeddings
 from marginface.metrics.pairs import all_pairs, pair_scores
 from marginface.metrics.verification import auc, eer
 from marginface.training.callbacks import OpenSetMonitor

@@ -111,7 +111,7 @@ def toy_features(run_dir: str | Path) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from marginface.data.transforms import to_float
-    from marginface.evaluate import load_checkpoint
+    from marginface.training.checkpoints import load_checkpoint
     from marginface.training.factory import build
 
     run_dir = Path(run_dir)

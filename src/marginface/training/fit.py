@@ -18,10 +18,10 @@ from marginface.evaluate import (
     build_results,
     closed_set_accuracy,
     distractor_embeddings,
-    embeddings_and_norms,
     evaluate_embeddings,
 )
 from marginface.heads.sharded import gather_head
+from marginface.inference.embed import embeddings_and_norms
 from marginface.io import write_json
 from marginface.provenance import record_run
 from marginface.report.diagnostics import write_diagnostics

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from helpers import TINY, compose_config
 from marginface.data import DataError
-from marginface.evaluate import evaluate
+from marginface.evaluation.evaluate import evaluate
 from marginface.inference.checkpoint import load_model
 from marginface.inference.embed import extract_embeddings
 from marginface.training.fit import train
@@ -203,7 +203,7 @@ def test_wccn_under_unseen_uses_the_stored_whitening_or_fails(
     colour_folder, checkpoints, tmp_path, caplog
 ):
     root, _ = colour_folder
-    with caplog.at_level(logging.INFO, logger="marginface.evaluate"):
+    with caplog.at_level(logging.INFO, logger="marginface.evaluation.evaluate"):
         evaluate(
             compose_config(
                 "evaluate", unseen(root, checkpoints["wccn"], "eval.wccn=true"), tmp_path

@@ -9,7 +9,7 @@ import torch
 from hydra.utils import instantiate
 
 from helpers import TINY, compose_config
-from marginface.evaluate import evaluate
+from marginface.evaluation.evaluate import evaluate
 from marginface.training.checkpoints import init_backbone
 from marginface.training.factory import build
 from marginface.training.fit import train

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from helpers import TINY, compose_config
-from marginface.evaluate import evaluate
+from marginface.evaluation.evaluate import evaluate
 from marginface.results import OPEN_SET_KEYS, TOP_LEVEL_KEYS, schema_problems
 from marginface.training.fit import train
 

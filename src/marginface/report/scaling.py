@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 
 from marginface.configs import config_dir
-from marginface.evaluate import head_size
+from marginface.evaluation.evaluate import head_size
 from marginface.io import write_json
 from marginface.report.runs import HEAD_ORDER
 from marginface.training.factory import build_head

@@ -13,7 +13,8 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from marginface.evaluate import (
+from marginface.evaluation.diagnostics import write_diagnostics
+from marginface.evaluation.evaluate import (
     apply_wccn,
     build_results,
     closed_set_accuracy,
@@ -24,7 +25,6 @@ from marginface.heads.sharded import gather_head
 from marginface.inference.embed import embeddings_and_norms
 from marginface.io import write_json
 from marginface.provenance import record_run
-from marginface.report.diagnostics import write_diagnostics
 from marginface.training.callbacks import (
     ConfigInCheckpoint,
     OpenSetMonitor,

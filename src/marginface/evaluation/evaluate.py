@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import time
 import warnings
@@ -21,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from marginface.data.transforms import to_float
+from marginface.evaluation.protocols import pairs_fingerprint, protocol_pairs, search_factory
 from marginface.inference.checkpoint import INPUT_KEYS, checkpoint_input, load_model
 from marginface.inference.embed import (
     default_eval_batch,
@@ -89,55 +88,6 @@ def closed_set_accuracy(
         correct += int((logits.argmax(1).cpu() == labels[start : start + batch_size]).sum())
     backbone.train(was[0]), head.train(was[1])
     return correct / len(labels)
-
-
-def search_factory(search_cfg: DictConfig | dict | None):
-    """A zero-argument callable that builds a fresh search index from the `search` config group."""
-    if search_cfg is None:
-        from marginface.search import FlatSearch
-
-        return FlatSearch
-    return functools.partial(instantiate, search_cfg)
-
-
-PAIRS_CHOICES = ("all", "sampled", "<a pairs file>")
-
-
-def protocol_pairs(
-    pairs: str | None, labels: np.ndarray, paths: list[str] | None, max_pairs: int | None, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
-    """(pairs (i, j), fold per pair or None) for `eval.pairs`.
-
-    "all": every pair (or a sample when eval.max_pairs is smaller); "sampled": eval.max_pairs pairs
-    drawn by seed; anything else: a pairs file in LFW's format naming images of the folder.
-    """
-    from marginface.data.pairs_protocol import resolve_pairs
-    from marginface.metrics.pairs import pairs_for, sampled_pairs
-
-    if pairs in (None, "all"):
-        i, j, _ = pairs_for(labels, max_pairs, seed)
-        return (i, j), None
-    if pairs == "sampled":
-        if not max_pairs:
-            raise ValueError("eval.pairs=sampled draws eval.max_pairs pairs: set eval.max_pairs=N")
-        i, j, _ = sampled_pairs(labels, int(max_pairs), seed)
-        return (i, j), None
-    if paths is None:
-        raise ValueError(
-            f"eval.pairs={pairs}: a pairs file names image files, and this data set has none "
-            f"(use data=folder or data=lfw); eval.pairs is one of {', '.join(PAIRS_CHOICES)}"
-        )
-    i, j, folds = resolve_pairs(pairs, paths)
-    return (i, j), folds
-
-
-def pairs_fingerprint(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> str:
-    """sha1 of the scored pairs and the labels they index: equal when two runs scored the same pairs
-    of the same images (in the same order), so their scores can be compared pair by pair."""
-    digest = hashlib.sha1()
-    for array in (np.unique(labels, return_inverse=True)[1], i, j):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    return digest.hexdigest()
 
 
 def checkpoint_summary(ckpt: dict, ckpt_path: str | Path) -> dict:
@@ -252,7 +202,7 @@ def evaluate_embeddings(
     if record is not None:
         record.update(count=len(pairs[0]), sha1=pairs_fingerprint(labels, *pairs))
     if run_dir is not None and ev.get("artifacts", True):
-        from marginface.report.plots import write_open_set_artifacts
+        from marginface.evaluation.plots import write_open_set_artifacts
 
         write_open_set_artifacts(
             run_dir, scores, issame, pairs=pairs, norms=norms, quality=block["quality"]
@@ -409,7 +359,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
         "quality": quality_block(scores, issame, pairs[:, 0], pairs[:, 1], norms),
     }
     if cfg.eval.get("artifacts", True):
-        from marginface.report.plots import write_open_set_artifacts
+        from marginface.evaluation.plots import write_open_set_artifacts
 
         write_open_set_artifacts(
             run_dir,

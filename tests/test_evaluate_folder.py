@@ -19,7 +19,7 @@ from marginface.data import DataError
 from marginface.evaluation.evaluate import evaluate
 from marginface.inference.checkpoint import load_model
 from marginface.inference.embed import extract_embeddings
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 IDENTITIES, PER_IDENTITY = 12, 4
 

@@ -10,9 +10,9 @@ from hydra.utils import instantiate
 
 from helpers import TINY, compose_config
 from marginface.evaluation.evaluate import evaluate
+from marginface.pipeline import train
 from marginface.training.checkpoints import init_backbone
 from marginface.training.factory import build
-from marginface.training.fit import train
 from marginface.training.schemas import ConfigError, validate_config
 
 

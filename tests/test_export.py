@@ -21,7 +21,7 @@ from marginface.inference.export import (
     run_export,
     run_exported,
 )
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 
 @pytest.fixture(scope="module")

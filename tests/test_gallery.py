@@ -33,7 +33,7 @@ from marginface.inference.gallery import (
     run_identify,
     sidecar_path,
 )
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 # A tiny model on ORL (28x24 faces) whose open set (fold 0 of 4) gives the identities to enroll.
 TINY_ORL = [

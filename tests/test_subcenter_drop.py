@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from marginface.data.transforms import to_float
 from marginface.evaluation.subcenter_drop import COLUMNS, subcenter_drop
 from marginface.inference.checkpoint import load_model
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "subcenter_drop.py"
 

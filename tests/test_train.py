@@ -8,8 +8,8 @@ import pytest
 
 from helpers import TINY, compose_config
 from marginface.evaluation.evaluate import evaluate
+from marginface.pipeline import train
 from marginface.results import OPEN_SET_KEYS, TOP_LEVEL_KEYS, schema_problems
-from marginface.training.fit import train
 
 
 def check_schema(results: dict) -> None:

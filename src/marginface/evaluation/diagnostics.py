@@ -1,6 +1,6 @@
 """What one trained model says beyond results.json: softmax confidence, the KL identity, angle statistics.
 
-`write_diagnostics` runs at the end of training (marginface.training.fit) and writes diagnostics.json beside
+`write_diagnostics` runs at the end of training (marginface.pipeline.train) and writes diagnostics.json beside
 results.json; the report reads it when present. `target_logit_gradient` is the analytic side of the
 cross-entropy checks and needs no model.
 

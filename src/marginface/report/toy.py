@@ -1,6 +1,6 @@
 """The toy figures of the margin papers: one backbone, 8 identities, 2-D (and 3-D) embeddings, one panel per head.
 
-Each model is trained by `marginface.training.fit.train` on a config composed from conf/ with overrides
+Each model is trained by `marginface.pipeline.train` on a config composed from conf/ with overrides
 (synthetic identities by default, 8 trained + 2 never seen), then re-read from its checkpoint to
 draw the features of every image and the direction of every class weight. Trained runs are reused:
 a folder whose results.json was made from the same resolved config, beside its checkpoint, is not
@@ -83,7 +83,7 @@ def train_toy(
     """Train (or reuse) one model per head and embedding size under out_dir/d<dim>/<head>."""
     from omegaconf import OmegaConf
 
-    from marginface.training.fit import train
+    from marginface.pipeline import train
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from marginface.report import scaling
+from marginface.experiments import scaling
 
 
 def main() -> None:

@@ -53,7 +53,7 @@ def throughput(
     net, images, batch_size: int, channels_last: bool, repeats: int = 2, bf16: bool = False
 ) -> float:
     """Best images/s of extract_embeddings (flip on) over `repeats` passes."""
-    from marginface.evaluate import extract_embeddings
+    from marginface.inference.embed import extract_embeddings
 
     net.to(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
@@ -116,7 +116,7 @@ def extraction_rows(n_images: int, n_large: int, peak: float) -> list[tuple[str,
 def memory_rows(n_images: int, batch_size: int) -> list[tuple[str, str, str]]:
     from marginface.data import FaceDataModule, FaceSet
     from marginface.data.transforms import augment, to_float
-    from marginface.evaluate import extract_embeddings
+    from marginface.inference.embed import extract_embeddings
 
     ids = n_images // 10
     start = rss_mib()

@@ -193,7 +193,8 @@ def orl_evaluation_seconds() -> float:
     from omegaconf import OmegaConf
 
     from marginface.data import FaceDataModule, load_orl
-    from marginface.evaluate import evaluate_embeddings, extract_embeddings
+    from marginface.evaluation.evaluate import evaluate_embeddings
+    from marginface.inference.embed import extract_embeddings
 
     dm = FaceDataModule(load_orl())
     dm.setup()

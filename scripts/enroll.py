@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="enroll")
 def main(cfg: DictConfig) -> None:
-    from marginface.gallery import run_enroll
+    from marginface.inference.gallery import run_enroll
 
     run_enroll(
         cfg.ckpt_path,

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from marginface.evaluate import evaluate
+    from marginface.evaluation.evaluate import evaluate
 
     evaluate(cfg)
 

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from marginface.export import run_export
+    from marginface.inference.export import run_export
 
     run_export(
         cfg.ckpt_path,

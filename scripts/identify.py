@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="identify")
 def main(cfg: DictConfig) -> None:
-    from marginface.gallery import run_identify
+    from marginface.inference.gallery import run_identify
 
     run_identify(
         cfg.ckpt_path,

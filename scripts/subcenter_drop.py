@@ -25,7 +25,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from marginface.subcenter_drop import subcenter_drop
+    from marginface.evaluation.subcenter_drop import subcenter_drop
 
     summary = subcenter_drop(args.ckpt, args.out, args.max_angle, args.overrides, args.device)
     print(

@@ -6,7 +6,7 @@ from omegaconf import DictConfig
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from marginface.training.fit import train
+    from marginface.pipeline import train
 
     results = train(cfg)
     return results["open_set"]["verification"]["eer"]  # the value an hparams sweeper minimises

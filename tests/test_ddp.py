@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from helpers import TINY
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 ROOT = Path(__file__).resolve().parents[1]
 # the tiny run: 4 training identities, 16-d embeddings; 2 epochs so that a checkpoint is written

@@ -16,8 +16,10 @@ from sklearn.metrics import roc_auc_score
 
 from helpers import TINY, compose_config
 from marginface.data import DataError
-from marginface.evaluate import evaluate, extract_embeddings, load_model
-from marginface.training.fit import train
+from marginface.evaluation.evaluate import evaluate
+from marginface.inference.checkpoint import load_model
+from marginface.inference.embed import extract_embeddings
+from marginface.pipeline import train
 
 IDENTITIES, PER_IDENTITY = 12, 4
 
@@ -201,7 +203,7 @@ def test_wccn_under_unseen_uses_the_stored_whitening_or_fails(
     colour_folder, checkpoints, tmp_path, caplog
 ):
     root, _ = colour_folder
-    with caplog.at_level(logging.INFO, logger="marginface.evaluate"):
+    with caplog.at_level(logging.INFO, logger="marginface.evaluation.evaluate"):
         evaluate(
             compose_config(
                 "evaluate", unseen(root, checkpoints["wccn"], "eval.wccn=true"), tmp_path
@@ -368,8 +370,8 @@ def test_a_two_checkpoint_multirun_gives_two_rows_in_the_report(
 
 
 def test_enroll_takes_the_same_input_handling(colour_folder, checkpoints, tmp_path):
-    from marginface.embedder import Embedder
-    from marginface.gallery import run_enroll
+    from marginface.inference.embedder import Embedder
+    from marginface.inference.gallery import run_enroll
 
     root, paths = colour_folder
     embedder = Embedder.from_checkpoint(checkpoints["softmax"], crop=[120, 100])

@@ -9,11 +9,11 @@ import torch
 from hydra.utils import instantiate
 
 from helpers import TINY, compose_config
-from marginface.evaluate import evaluate
-from marginface.schemas import ConfigError, validate_config
+from marginface.evaluation.evaluate import evaluate
+from marginface.pipeline import train
 from marginface.training.checkpoints import init_backbone
 from marginface.training.factory import build
-from marginface.training.fit import train
+from marginface.training.schemas import ConfigError, validate_config
 
 
 @pytest.fixture

@@ -12,10 +12,16 @@ from hydra.core.global_hydra import GlobalHydra
 from helpers import TINY, compose_config
 from marginface.data.orl import load_orl
 from marginface.data.transforms import resize_uint8, to_float
-from marginface.embedder import Embedder
-from marginface.evaluate import extract_embeddings
-from marginface.export import ParityError, check_parity, default_out, run_export, run_exported
-from marginface.training.fit import train
+from marginface.inference.embed import extract_embeddings
+from marginface.inference.embedder import Embedder
+from marginface.inference.export import (
+    ParityError,
+    check_parity,
+    default_out,
+    run_export,
+    run_exported,
+)
+from marginface.pipeline import train
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch
 
 from marginface.backbones import SmallFaceNet
 from marginface.data.transforms import to_float
-from marginface.evaluate import extract_embeddings, uses_channels_last
+from marginface.inference.embed import extract_embeddings, uses_channels_last
 
 
 def test_embeddings_do_not_depend_on_batch_size_or_layout():

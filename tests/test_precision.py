@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from marginface.training.fit import train
+from marginface.pipeline import train
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import nn
 
+import marginface.pipeline
 import marginface.training.fit
 from helpers import TINY, compose_config
 from marginface.data.base import DataError
@@ -214,16 +215,16 @@ def test_the_draws_of_an_epoch_do_not_depend_on_what_ran_before():
 
 
 def test_a_crashed_run_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch, compose_run):
-    straight = marginface.training.fit.train(compose_run(tmp_path / "straight", "loss=arcface"))
+    straight = marginface.pipeline.train(compose_run(tmp_path / "straight", "loss=arcface"))
     run = tmp_path / "crashed"
     with monkeypatch.context() as patch:
         add_callback(patch, CrashAt(epoch=2, batch=1))
         with pytest.raises(RuntimeError, match="simulated crash"):
-            marginface.training.fit.train(compose_run(run, "loss=arcface"))
+            marginface.pipeline.train(compose_run(run, "loss=arcface"))
     assert (run / "error.txt").read_text().startswith("RuntimeError: simulated crash")
     assert not (run / "results.json").exists()
     assert torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)["epoch"] == 1
-    resumed = marginface.training.fit.train(compose_run(run, "loss=arcface", "ckpt_path=last"))
+    resumed = marginface.pipeline.train(compose_run(run, "loss=arcface", "ckpt_path=last"))
     assert resumed["open_set"] == straight["open_set"]
     assert resumed["closed_set"] == straight["closed_set"]
     assert not (run / "error.txt").exists()
@@ -285,7 +286,7 @@ def test_a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(
 ):
     add_callback(monkeypatch, PoisonAt(epoch=1, batch=0))
     with pytest.raises(NonFiniteError) as err:
-        marginface.training.fit.train(compose_run(tmp_path, "loss=arcface", "trainer.max_epochs=2"))
+        marginface.pipeline.train(compose_run(tmp_path, "loss=arcface", "trainer.max_epochs=2"))
     message = str(err.value)
     assert "non-finite loss at global step 2 (epoch 1), loss nan, head ArcFaceHead(" in message
     assert "scale=32" in message and "last.ckpt (end of epoch 0), untouched" in message

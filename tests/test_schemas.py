@@ -12,7 +12,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 from helpers import CONF, TINY, compose_config
-from marginface.schemas import ConfigError, accepts, validate_config
+from marginface.training.schemas import ConfigError, accepts, validate_config
 
 # groups a training config composes, and what each option that has required (???) keys needs
 TRAIN_GROUPS = [
@@ -157,6 +157,7 @@ def test_data_options_of_the_readers_are_known(compose_train):
 
 
 def test_train_fails_before_reading_any_data(tiny_train_cfg, monkeypatch, tmp_path):
+    import marginface.pipeline
     import marginface.training.fit
 
     def no_data(cfg):
@@ -165,7 +166,7 @@ def test_train_fails_before_reading_any_data(tiny_train_cfg, monkeypatch, tmp_pa
     monkeypatch.setattr(marginface.training.fit, "build", no_data)
     cfg = tiny_train_cfg("+loss.margn=0.3")
     with pytest.raises(ConfigError, match="loss.margn"):
-        marginface.training.fit.train(cfg)
+        marginface.pipeline.train(cfg)
     error = (Path(cfg.paths.output_dir) / "error.txt").read_text()
     assert error.startswith("ConfigError: invalid config (1 problem)")
 

@@ -13,9 +13,9 @@ import torch
 from hydra.utils import instantiate
 
 from marginface.data.transforms import to_float
-from marginface.evaluate import load_model
-from marginface.subcenter_drop import COLUMNS, subcenter_drop
-from marginface.training.fit import train
+from marginface.evaluation.subcenter_drop import COLUMNS, subcenter_drop
+from marginface.inference.checkpoint import load_model
+from marginface.pipeline import train
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "subcenter_drop.py"
 

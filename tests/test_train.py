@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from helpers import TINY, compose_config
-from marginface.evaluate import evaluate
+from marginface.evaluation.evaluate import evaluate
+from marginface.pipeline import train
 from marginface.results import OPEN_SET_KEYS, TOP_LEVEL_KEYS, schema_problems
-from marginface.training.fit import train
 
 
 def check_schema(results: dict) -> None:
@@ -87,7 +87,7 @@ def test_quality_block_is_the_error_versus_reject_of_the_saved_scores_and_norms(
     from hydra.utils import instantiate
 
     from marginface.data.transforms import to_float
-    from marginface.evaluate import load_model
+    from marginface.inference.checkpoint import load_model
     from marginface.metrics.quality import DEFAULT_REJECT, error_versus_reject
 
     # 20 open-set identities x 4 images: 3040 impostor pairs, so FAR 1e-3 is measurable
@@ -142,7 +142,8 @@ def test_a_fixed_pairs_protocol_is_evaluated_from_a_checkpoint(tiny_train_cfg, t
 
     from marginface.data import make_synthetic
     from marginface.data.insightface_bin import write_bin
-    from marginface.evaluate import extract_embeddings, load_model
+    from marginface.inference.checkpoint import load_model
+    from marginface.inference.embed import extract_embeddings
 
     cfg = tiny_train_cfg("loss=cosface")
     train(cfg)

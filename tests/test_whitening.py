@@ -64,7 +64,8 @@ def test_wccn_option_whitens_with_the_training_identities_only(tmp_path):
 
     from marginface.backbones import SmallFaceNet
     from marginface.data import FaceDataModule, make_synthetic
-    from marginface.evaluate import apply_wccn, extract_embeddings
+    from marginface.evaluation.evaluate import apply_wccn
+    from marginface.inference.embed import extract_embeddings
 
     dm = FaceDataModule(make_synthetic(num_identities=12, images_per_identity=6), num_folds=3)
     dm.setup()

@@ -661,7 +661,7 @@ def test_training_a_magface_run_logs_its_regularizer(tiny_train_cfg):
     import csv
     from pathlib import Path
 
-    from marginface.training.fit import train
+    from marginface.pipeline import train
 
     cfg = tiny_train_cfg(
         "loss=magface", "loss.lower_norm=1.0", "loss.upper_norm=8.0", "trainer.log_every_n_steps=1"

@@ -167,7 +167,7 @@ def fake_multirun(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(fake_multirun, tmp_path_factory):
-    from marginface.report import scaling
+    from marginface.experiments import scaling
 
     heads = scaling.head_configs(names=["softmax", "arcface"])
     data = scaling.measure(

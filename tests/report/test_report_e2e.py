@@ -60,7 +60,8 @@ def test_quick_style_multirun_then_report(tmp_path):
 def test_toy_models_train_and_draw(tmp_path):
     code = (
         "import sys\n"
-        "from marginface.report.toy import train_toy, toy_figures\n"
+        "from marginface.experiments.toy import train_toy\n"
+        "from marginface.report.toy import toy_figures\n"
         "runs = train_toy(sys.argv[1], heads=('softmax', 'arcface'), overrides=['trainer.max_epochs=2'], log=None)\n"
         "toy_figures(runs, sys.argv[1])\n"
     )

@@ -2,7 +2,7 @@
 
 import pytest
 
-from marginface.report import scaling
+from marginface.experiments import scaling
 
 DIM, BATCH = 12, 4
 

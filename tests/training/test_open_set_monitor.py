@@ -11,12 +11,12 @@ from hydra.core.global_hydra import GlobalHydra
 
 from helpers import TINY, compose_config
 from marginface.data.datamodule import CLOSED_SET, OPEN_SET
-from marginface.evaluate import extract_embeddings
+from marginface.inference.embed import extract_embeddings
 from marginface.metrics.pairs import all_pairs, pair_scores
 from marginface.metrics.verification import auc, eer
+from marginface.pipeline import train
 from marginface.training.callbacks import OpenSetMonitor
 from marginface.training.factory import build
-from marginface.training.fit import train
 
 # 9 identities of 5 images, 2 folds: fold 0 leaves 5 open-set identities, 25 images; batches of
 # 3, so that under 2 ranks the last batches are uneven and the sampler pads

@@ -2,7 +2,7 @@
 
 Sources, all optional but results.json: each run's results.json (the tables), scores.npz (angle
 histograms), diagnostics.json (confidence, KL check, intra/inter angles), csv/metrics.csv (learning
-curves); head_scaling.json (weakness 1; measured here when absent); a folder of toy models.
+curves); head_scaling.json (weakness 1; measured by the `measure` passed in when absent); a folder of toy models.
 Groups of trained checkpoints on one unseen set (report/checkpoints.py) get a section of their own.
 """
 
@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from marginface.heads.losses import target_logit_gradient
 from marginface.report import figures, identity_scaling, scaling
 from marginface.report.aggregate import (
     ANGLES,
@@ -33,21 +34,11 @@ from marginface.report.checkpoints import (
     reference_row,
     unpaired_rows,
 )
-from marginface.report.diagnostics import target_logit_gradient
 from marginface.report.runs import Group, Run, collect
 from marginface.report.stats import Interval, mean_ci
 
 ANGLE_EDGES = np.linspace(0.0, 180.0, 91)
 DAGGER = "†"
-#: what the report measures for weakness 1 when no head_scaling.json is given: a few minutes at most
-REPORT_SCALING = {
-    "classes": scaling.DEFAULT_CLASSES,
-    "dim": 512,
-    "batch": 128,
-    "repeats": 2,
-    "max_bytes": 2 * 2**30,
-    "max_step_s": 3.0,
-}
 
 
 # -- formatting -------------------------------------------------------------------------------
@@ -638,7 +629,7 @@ def resolve_scaling(
     root: Path,
     out: Path,
     given: Mapping[str, Any] | str | Path | None,
-    measure: bool,
+    measure: Callable[..., dict[str, Any]] | None,
     log: Callable[[str], None] | None,
 ) -> tuple[dict[str, Any] | None, str]:
     if isinstance(given, Mapping):
@@ -656,7 +647,7 @@ def resolve_scaling(
         log(
             "measuring the heads against the number of classes (weakness 1); pass --scaling FILE to reuse"
         )
-    data = scaling.measure(**REPORT_SCALING, log=log)
+    data = measure(log=log)
     scaling.save(data, out / "head_scaling.json")
     return data, "measured while writing this report (saved as head_scaling.json)"
 
@@ -665,11 +656,16 @@ def build_report(
     root: str | Path,
     out: str | Path | None = None,
     scaling_data: Mapping[str, Any] | str | Path | None = None,
-    measure: bool = True,
+    measure: Callable[..., dict[str, Any]] | None = None,
     toy_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Path:
-    """Write report.md (+ comparison.csv, paired.csv, PNG figures) for the runs under `root`; return its path."""
+    """Write report.md (+ comparison.csv, paired.csv, PNG figures) for the runs under `root`; return its path.
+
+    `measure`: called (with `log=`) for the head-scaling measurements when neither `scaling_data` nor a
+    head_scaling.json is found (scripts/report.py passes marginface.experiments.scaling.measure_for_report);
+    None or False: that section says it was not measured. The report itself trains and times nothing.
+    """
     root = Path(root)
     collection = collect(root)
     out = Path(out) if out is not None else root / "report"

@@ -1,16 +1,13 @@
 """The toy figures of the margin papers: one backbone, 8 identities, 2-D (and 3-D) embeddings, one panel per head.
 
-Each model is trained by `marginface.training.fit.train` on a config composed from conf/ with overrides
-(synthetic identities by default, 8 trained + 2 never seen), then re-read from its checkpoint to
-draw the features of every image and the direction of every class weight. Trained runs are reused:
-a folder whose results.json was made from the same resolved config, beside its checkpoint, is not
-trained again.
+The models are trained by marginface.experiments.toy.train_toy, which leaves in each run folder the
+features of every image and the direction of every class weight (toy_features.npz); these figures
+draw them from those files.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,116 +16,19 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from marginface.configs import config_dir
 from marginface.report.figures import save
-from marginface.report.runs import SKIP_MARKER
 
 TOY_HEADS = ("softmax", "lsoftmax", "sphereface", "amsoftmax", "arcface")
-
-#: 10 generated identities in 5 folds: 8 trained, 2 never seen; a small CNN; 100 epochs (~15 s each)
-TOY_OVERRIDES = (
-    "data=synthetic",
-    "data.dataset.num_identities=10",
-    "data.dataset.images_per_identity=24",
-    "data.dataset.noise=0.35",
-    "data.num_folds=5",
-    "data.val_per_identity=4",
-    "data.batch_size=32",
-    "data.image_size=[28,24]",
-    "backbone.widths=[16,32,32,64]",
-    "trainer.max_epochs=100",  # at 40, ArcFace and AM-Softmax in 2-D still misclassify a quarter
-    "trainer.check_val_every_n_epoch=100",
-    "trainer.enable_progress_bar=false",
-    "eval.artifacts=false",
-    "threads=1",  # tiny layers: a second thread only waits for the first on a busy machine
-)
+#: each toy run's features and class weights, written by marginface.experiments.toy.train_toy
+FEATURES_FILE = "toy_features.npz"
 
 
-def compose_train(overrides: Sequence[str], output_dir: str | Path, conf: str | Path | None = None):
-    """conf/train.yaml composed with `overrides`, the Hydra runtime set as a real run sets it."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
-
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf or config_dir()), version_base="1.3"):
-            cfg = compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
-    finally:
-        GlobalHydra.instance().clear()
-    HydraConfig().set_config(cfg)  # train() reads the `loss=` choice from here
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        del cfg["hydra"]
-    return cfg
-
-
-def _already_trained(run_dir: Path, config: dict[str, Any]) -> bool:
-    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
-        return False
-    try:
-        return json.loads((run_dir / "results.json").read_text()).get("config") == config
-    except (OSError, ValueError):
-        return False
-
-
-def train_toy(
-    out_dir: str | Path,
-    heads: Sequence[str] = TOY_HEADS,
-    dims: Sequence[int] = (2, 3),
-    overrides: Sequence[str] = (),
-    log: Callable[[str], None] | None = print,
-) -> dict[int, dict[str, Path]]:
-    """Train (or reuse) one model per head and embedding size under out_dir/d<dim>/<head>."""
-    from omegaconf import OmegaConf
-
-    from marginface.training.fit import train
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / SKIP_MARKER).write_text("toy models: not part of any ablation table\n")
-    runs: dict[int, dict[str, Path]] = {}
-    for dim in dims:
-        for head in heads:
-            run_dir = out_dir / f"d{dim}" / head
-            runs.setdefault(dim, {})[head] = run_dir
-            cfg = compose_train(
-                [*TOY_OVERRIDES, f"loss={head}", f"backbone.embedding_dim={dim}", *overrides],
-                run_dir,
-            )
-            if _already_trained(run_dir, OmegaConf.to_container(cfg, resolve=True)):
-                continue
-            if log:
-                log(f"toy: training {head} with {dim}-D embeddings -> {run_dir}")
-            train(cfg)
-    return runs
-
-
-@torch.no_grad()
-def toy_features(run_dir: str | Path) -> dict[str, Any]:
-    """Features of the trained and the unseen identities' images, class weights, and the run's figures."""
-    from omegaconf import OmegaConf
-
-    from marginface.data.transforms import to_float
-    from marginface.evaluate import load_checkpoint
-    from marginface.training.factory import build
-
+def read_toy_features(run_dir: str | Path) -> dict[str, Any]:
+    """A toy run's features of the trained and unseen identities' images, class weights, results."""
     run_dir = Path(run_dir)
-    results = json.loads((run_dir / "results.json").read_text())
-    ckpt = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    datamodule, module = build(OmegaConf.create(ckpt["marginface_config"]))
-    module.load_state_dict(ckpt["state_dict"])
-    module.eval()
-    images, labels = datamodule.training_identities()
-    open_images, _ = datamodule.open_set()
-    return {
-        "features": module.backbone(to_float(images)).numpy(),
-        "labels": labels.numpy(),
-        "open_features": module.backbone(to_float(open_images)).numpy(),
-        "weight": module.head.weight.detach().numpy(),
-        "results": results,
-    }
+    with np.load(run_dir / FEATURES_FILE) as arrays:
+        features = {k: arrays[k] for k in ("features", "labels", "open_features", "weight")}
+    return {**features, "results": json.loads((run_dir / "results.json").read_text())}
 
 
 def _caption(head: str, results: dict[str, Any]) -> str:
@@ -205,7 +105,7 @@ def toy_figures(runs: dict[int, dict[str, Path]], out_dir: str | Path) -> list[P
     """toy_2d.png and toy_3d.png (whichever sizes were trained) into out_dir."""
     paths = []
     for dim, by_head in sorted(runs.items()):
-        features = {head: toy_features(run_dir) for head, run_dir in by_head.items()}
+        features = {head: read_toy_features(run_dir) for head, run_dir in by_head.items()}
         plot = {2: plot_toy_2d, 3: plot_toy_3d}.get(dim)
         if plot is not None:
             paths.append(plot(features, Path(out_dir) / f"toy_{dim}d.png"))
@@ -213,14 +113,11 @@ def toy_figures(runs: dict[int, dict[str, Path]], out_dir: str | Path) -> list[P
 
 
 def find_toy_runs(toy_dir: str | Path) -> dict[int, dict[str, Path]]:
-    """The trained toy runs under toy_dir (d<dim>/<head>/ with results.json and a checkpoint)."""
+    """The trained toy runs under toy_dir (d<dim>/<head>/ with results.json and toy_features.npz)."""
     runs: dict[int, dict[str, Path]] = {}
     for results in sorted(Path(toy_dir).glob("d*/*/results.json")):
         run_dir = results.parent
-        if (
-            not (run_dir / "checkpoints" / "last.ckpt").is_file()
-            or not run_dir.parent.name[1:].isdigit()
-        ):
+        if not (run_dir / FEATURES_FILE).is_file() or not run_dir.parent.name[1:].isdigit():
             continue
         runs.setdefault(int(run_dir.parent.name[1:]), {})[run_dir.name] = run_dir
     order = {h: k for k, h in enumerate(TOY_HEADS)}

@@ -1,9 +1,11 @@
-"""train(cfg): build data, backbone and head from the config, fit, then evaluate on the open-set identities."""
+"""fit(cfg): build data, backbone and head from the config and fit them (train(cfg) in marginface.pipeline
+then evaluates the fitted model)."""
 
 from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,42 +15,36 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
-from marginface.evaluate import (
-    apply_wccn,
-    build_results,
-    closed_set_accuracy,
-    distractor_embeddings,
-    embeddings_and_norms,
-    evaluate_embeddings,
-)
 from marginface.heads.sharded import gather_head
-from marginface.io import write_json
 from marginface.provenance import record_run
-from marginface.report.diagnostics import write_diagnostics
-from marginface.schemas import validate_config
 from marginface.training.callbacks import (
     ConfigInCheckpoint,
     OpenSetMonitor,
     epochs_trained,
     training_callbacks,
 )
-from marginface.training.checkpoints import (
-    CHECKPOINT_DIR,
-    LAST,
-    AtomicCheckpointIO,
-    add_to_checkpoints,
-    resume_path,
-)
+from marginface.training.checkpoints import CHECKPOINT_DIR, AtomicCheckpointIO, resume_path
 from marginface.training.factory import build, loss_name
-from marginface.training.failures import records_failure
-from marginface.whitening import CHECKPOINT_KEY
+from marginface.training.schemas import validate_config
 
 log = logging.getLogger(__name__)
 
 
-@records_failure  # an exception leaves <run dir>/error.txt (docs/reliability.md)
-def train(cfg: DictConfig) -> dict:
-    """Fit one run and write results.json (plus scores and figures) into the run dir; returns the results."""
+@dataclass
+class Fitted:
+    """A fitted run: where it writes, its loss name, the data and the module, the Trainer, its timing."""
+
+    run_dir: Path
+    name: str
+    datamodule: Any
+    module: Any
+    trainer: L.Trainer
+    train_s: float
+    seen: int  # training images seen by this run's own epochs (a resumed run: not the earlier ones)
+
+
+def fit(cfg: DictConfig) -> Fitted:
+    """Check the config, build data, backbone and head, fit them; the head gathered for evaluation."""
     validate_config(cfg)  # typos, wrong types and bad values fail here, before any data is read
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise to users
     if cfg.get("threads"):
@@ -66,18 +62,7 @@ def train(cfg: DictConfig) -> dict:
     train_s = time.perf_counter() - start
     module.head = gather_head(module.head)  # a sharded head's blocks, assembled for evaluation
     seen = len(datamodule.train_index) * epochs_trained(trainer)  # a resumed run: its own epochs
-
-    start = time.perf_counter()
-    closed, block = evaluate_fitted(cfg, run_dir, module, datamodule, trainer.is_global_zero)
-    timing = {
-        "train_s": train_s,
-        "eval_s": time.perf_counter() - start,
-        "images_per_s": seen / train_s if train_s > 0 else None,
-    }
-    results = build_results(cfg, name, module.head, closed, block, timing)
-    write_json(run_dir / "results.json", results)
-    log_results(closed, block["verification"], run_dir / "results.json")
-    return results
+    return Fitted(run_dir, name, datamodule, module, trainer, train_s, seen)
 
 
 def output_dir(cfg: DictConfig) -> Path:
@@ -115,43 +100,6 @@ def make_trainer(cfg: DictConfig, run_dir: Path, callbacks: list[L.Callback]) ->
     )
 
 
-def evaluate_fitted(
-    cfg: DictConfig, run_dir: Path, module: Any, datamodule: Any, is_global_zero: bool
-) -> tuple[float | None, dict]:
-    """(closed-set accuracy, the results' open_set block) of the fitted model; figures and
-    diagnostics into the run dir; the WCCN map (eval.wccn) into last.ckpt."""
-    device = module.device
-    images, labels = datamodule.open_set()
-    embeddings, norms = embeddings_and_norms(
-        module.backbone, images, flip=cfg.eval.flip, device=device
-    )
-    embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
-    if whitening is not None and is_global_zero:
-        # last.ckpt carries it (fit with these, the last weights; best.ckpt's weights may differ
-        # and get theirs fit at evaluation), so enrol/identify and export use the same map
-        add_to_checkpoints([run_dir / CHECKPOINT_DIR / LAST], CHECKPOINT_KEY, whitening.state())
-    closed_images, closed_labels = datamodule.closed_set()
-    closed = closed_set_accuracy(
-        module.backbone, module.head, closed_images, closed_labels, device=device
-    )
-    distractors = distractor_embeddings(cfg, module.backbone, datamodule, whitening, device)
-    block = evaluate_embeddings(
-        embeddings, labels.numpy(), cfg, run_dir, distractors=distractors, norms=norms
-    )
-    if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
-        write_diagnostics(
-            run_dir,
-            module.backbone,
-            module.head,
-            closed_images,
-            closed_labels,
-            images,
-            labels,
-            device=device,
-        )
-    return closed, block
-
-
 def log_split(name: str, datamodule: Any) -> None:
     log.info(
         "training %s on %d identities (%d images), open set: %d identities (%d images)",
@@ -160,19 +108,4 @@ def log_split(name: str, datamodule: Any) -> None:
         len(datamodule.train_index),
         len(datamodule.open_ids),
         len(datamodule.open_index),
-    )
-
-
-def _fmt(value: float | None) -> str:
-    return "null" if value is None else f"{value:.4f}"
-
-
-def log_results(closed: float | None, verification: dict, path: Path) -> None:
-    log.info(
-        "open set: EER %.4f  AUC %.4f  TAR@FAR=1e-2 %s  closed-set accuracy %s  -> %s",
-        verification["eer"],
-        verification["auc"],
-        _fmt(verification.get("tar@far=1e-2")),
-        _fmt(closed),
-        path,
     )

@@ -7,30 +7,11 @@ from typing import Any
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from marginface.data.datamodule import CLOSED_SET, OPEN_SET
 from marginface.heads.head import Head
-
-CRITERIA = ("ce", "mse")
-
-
-def classification_loss(
-    logits: torch.Tensor, labels: torch.Tensor, criterion: str = "ce"
-) -> torch.Tensor:
-    """Cross-entropy on head logits, or (criterion="mse") squared error between softmax and one-hot.
-
-    The MSE option exists only to check the claim that squared error suits regression, not
-    classification: its gradient vanishes as a wrong prediction saturates, cross-entropy's does not.
-    """
-    if criterion == "ce":
-        return F.cross_entropy(logits.float(), labels)
-    if criterion == "mse":
-        probs = logits.float().softmax(dim=1)
-        target = F.one_hot(labels, logits.shape[1]).to(probs.dtype)
-        return (probs - target).pow(2).sum(dim=1).mean()
-    raise ValueError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
+from marginface.heads.losses import CRITERIA, classification_loss
 
 
 class FaceModule(L.LightningModule):

@@ -180,7 +180,7 @@ def _nested(obj: Any, key: str, value: Any, path: str) -> list[str]:
 
 def _check_top_level(tree: dict) -> list[str]:
     """The training keys that are not objects: seed, fold, criterion, ckpt_path."""
-    from marginface.training.module import CRITERIA
+    from marginface.heads.losses import CRITERIA
 
     problems = []
     seed = tree.get("seed")

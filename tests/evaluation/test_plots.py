@@ -9,9 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+from marginface.evaluation.plots import plot_quality, plot_roc, thin_roc, write_open_set_artifacts
 from marginface.metrics.quality import error_versus_reject
 from marginface.metrics.verification import roc
-from marginface.report.plots import plot_quality, plot_roc, thin_roc, write_open_set_artifacts
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -86,7 +86,7 @@ def test_plot_roc_accepts_several_curves(tmp_path):
 def test_importing_and_plotting_leave_pyplot_alone(tmp_path):
     code = (
         "import sys, numpy as np\n"
-        "from marginface.report.plots import plot_angle_hist\n"
+        "from marginface.evaluation.plots import plot_angle_hist\n"
         "plot_angle_hist(np.array([0.1, 0.9]), np.array([False, True]), sys.argv[1])\n"
         "assert 'matplotlib.pyplot' not in sys.modules, 'pyplot was imported'\n"
     )

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marginface.data.transforms import to_float
-from marginface.embedder import Embedder
+from marginface.inference.embedder import Embedder
 from marginface.io import write_json
 from marginface.whitening import Whitening
 

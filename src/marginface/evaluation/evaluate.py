@@ -6,8 +6,6 @@
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import logging
 import time
 import warnings
@@ -19,86 +17,19 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
-from tqdm.auto import tqdm
 
 from marginface.data.transforms import to_float
-from marginface.training.checkpoints import load_checkpoint
+from marginface.evaluation.protocols import pairs_fingerprint, protocol_pairs, search_factory
+from marginface.inference.checkpoint import INPUT_KEYS, checkpoint_input, load_model
+from marginface.inference.embed import (
+    default_eval_batch,
+    embeddings_and_norms,
+    extract_embeddings,
+    uses_channels_last,
+)
 from marginface.training.failures import records_failure
 
 log = logging.getLogger(__name__)
-
-#: the keys of the input a network expects, where a data config holds them
-INPUT_KEYS = {
-    "image_size": "data.image_size",
-    "channels": "data.channels",
-    "crop": "data.dataset.crop",
-}
-
-
-def uses_channels_last(module: nn.Module) -> bool:
-    """Whether the module's convolution weights are stored NHWC (FaceModule(channels_last=True))."""
-    # the first 4-D weight whose two layouts differ (with 1 input channel they coincide)
-    for p in module.parameters():
-        if p.dim() == 4:
-            nhwc, nchw = p.is_contiguous(memory_format=torch.channels_last), p.is_contiguous()
-            if nhwc != nchw:
-                return nhwc
-    return False
-
-
-def default_eval_batch(device: torch.device | str) -> int:
-    """32 on the CPU, where small batches keep the activations in cache (about 3x the throughput of
-    256 for the default backbone, benchmarks/bench_scale.py); 256 on an accelerator."""
-    return 32 if torch.device(device).type == "cpu" else 256
-
-
-def extract_embeddings(backbone: nn.Module, images: torch.Tensor, **options: Any) -> np.ndarray:
-    """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed.
-
-    `options`: batch_size, flip, device, progress, as `embeddings_and_norms`.
-    """
-    return embeddings_and_norms(backbone, images, **options)[0]
-
-
-@torch.no_grad()
-def embeddings_and_norms(
-    backbone: nn.Module,
-    images: torch.Tensor,
-    batch_size: int | None = None,
-    flip: bool = True,
-    device: torch.device | str = "cpu",
-    progress: bool | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(unit-row float32 embeddings of uint8 images, each image's L2 norm before normalising).
-
-    With `flip`, the embedding is that of image + mirror image summed, and the norm is the summed
-    embedding's: the quality measure of the results' "open_set.quality" (docs/metrics.md).
-    `batch_size` None: `default_eval_batch(device)`.
-    Inputs follow the backbone's memory format (NHWC when its weights are channels_last).
-    """
-    batch_size = batch_size or default_eval_batch(device)
-    layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
-    was_training = backbone.training
-    backbone.eval()
-    out, norms = [], []
-    batches = range(0, len(images), batch_size)
-    show = len(images) > 20 * batch_size if progress is None else progress
-    for start in tqdm(batches, desc="embedding", unit="batch", disable=not show, leave=False):
-        x = to_float(images[start : start + batch_size].to(device))
-        x = x.contiguous(memory_format=layout)
-        e = backbone(x).float()
-        if flip:
-            e = e + backbone(x.flip(-1).contiguous(memory_format=layout)).float()
-        out.append(torch.nn.functional.normalize(e, dim=1).cpu())
-        norms.append(torch.linalg.vector_norm(e, dim=1).cpu())
-    backbone.train(was_training)
-    embeddings = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
-    if not np.isfinite(embeddings).all():
-        raise FloatingPointError(
-            "the backbone produced NaN/Inf embeddings: the training diverged (try a lower optimizer.lr "
-            "or a smaller loss.scale) or the checkpoint is corrupt"
-        )
-    return embeddings, (torch.cat(norms).numpy() if norms else np.zeros(0, np.float32))
 
 
 def apply_wccn(
@@ -157,55 +88,6 @@ def closed_set_accuracy(
         correct += int((logits.argmax(1).cpu() == labels[start : start + batch_size]).sum())
     backbone.train(was[0]), head.train(was[1])
     return correct / len(labels)
-
-
-def search_factory(search_cfg: DictConfig | dict | None):
-    """A zero-argument callable that builds a fresh search index from the `search` config group."""
-    if search_cfg is None:
-        from marginface.search import FlatSearch
-
-        return FlatSearch
-    return functools.partial(instantiate, search_cfg)
-
-
-PAIRS_CHOICES = ("all", "sampled", "<a pairs file>")
-
-
-def protocol_pairs(
-    pairs: str | None, labels: np.ndarray, paths: list[str] | None, max_pairs: int | None, seed: int
-) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
-    """(pairs (i, j), fold per pair or None) for `eval.pairs`.
-
-    "all": every pair (or a sample when eval.max_pairs is smaller); "sampled": eval.max_pairs pairs
-    drawn by seed; anything else: a pairs file in LFW's format naming images of the folder.
-    """
-    from marginface.data.pairs_protocol import resolve_pairs
-    from marginface.metrics.pairs import pairs_for, sampled_pairs
-
-    if pairs in (None, "all"):
-        i, j, _ = pairs_for(labels, max_pairs, seed)
-        return (i, j), None
-    if pairs == "sampled":
-        if not max_pairs:
-            raise ValueError("eval.pairs=sampled draws eval.max_pairs pairs: set eval.max_pairs=N")
-        i, j, _ = sampled_pairs(labels, int(max_pairs), seed)
-        return (i, j), None
-    if paths is None:
-        raise ValueError(
-            f"eval.pairs={pairs}: a pairs file names image files, and this data set has none "
-            f"(use data=folder or data=lfw); eval.pairs is one of {', '.join(PAIRS_CHOICES)}"
-        )
-    i, j, folds = resolve_pairs(pairs, paths)
-    return (i, j), folds
-
-
-def pairs_fingerprint(labels: np.ndarray, i: np.ndarray, j: np.ndarray) -> str:
-    """sha1 of the scored pairs and the labels they index: equal when two runs scored the same pairs
-    of the same images (in the same order), so their scores can be compared pair by pair."""
-    digest = hashlib.sha1()
-    for array in (np.unique(labels, return_inverse=True)[1], i, j):
-        digest.update(np.ascontiguousarray(array, dtype=np.int64).tobytes())
-    return digest.hexdigest()
 
 
 def checkpoint_summary(ckpt: dict, ckpt_path: str | Path) -> dict:
@@ -320,7 +202,7 @@ def evaluate_embeddings(
     if record is not None:
         record.update(count=len(pairs[0]), sha1=pairs_fingerprint(labels, *pairs))
     if run_dir is not None and ev.get("artifacts", True):
-        from marginface.report.plots import write_open_set_artifacts
+        from marginface.evaluation.plots import write_open_set_artifacts
 
         write_open_set_artifacts(
             run_dir, scores, issame, pairs=pairs, norms=norms, quality=block["quality"]
@@ -385,34 +267,6 @@ def eigenfaces_embeddings(
     return features.astype(np.float32), labels.numpy()
 
 
-def _load_part(module: nn.Module, state: dict, prefix: str, ckpt_path: str | Path) -> None:
-    try:
-        module.load_state_dict(
-            {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
-        )
-    except RuntimeError as err:
-        raise ValueError(f"checkpoint {ckpt_path} does not match its own config: {err}") from err
-
-
-def backbone_from_checkpoint(ckpt: dict, ckpt_path: str | Path) -> nn.Module:
-    """The embedding network of a loaded checkpoint (no head: inference needs none)."""
-    backbone = instantiate(OmegaConf.create(ckpt["marginface_config"]).backbone)
-    _load_part(backbone, ckpt["state_dict"], "backbone.", ckpt_path)
-    return backbone
-
-
-def load_model(ckpt_path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
-    """(backbone, head, checkpoint dict) rebuilt from the config stored in a training checkpoint."""
-    ckpt = load_checkpoint(ckpt_path)
-    backbone = backbone_from_checkpoint(ckpt, ckpt_path)
-    from marginface.training.factory import build_head
-
-    loss_cfg = OmegaConf.create(ckpt["marginface_config"]).loss
-    head = build_head(loss_cfg, backbone.embedding_dim, ckpt["num_classes"])
-    _load_part(head, ckpt["state_dict"], "head.", ckpt_path)
-    return backbone, head, ckpt
-
-
 def command_line_keys() -> set[str]:
     """The keys this Hydra run was given as overrides (`data.image_size=[56,48]` -> "data.image_size")."""
     from hydra.core.hydra_config import HydraConfig
@@ -420,39 +274,6 @@ def command_line_keys() -> set[str]:
     if not HydraConfig.initialized():
         return set()
     return {o.split("=", 1)[0].lstrip("+~") for o in HydraConfig.get().overrides.task}
-
-
-def checkpoint_input(ckpt: dict, given: dict[str, Any], ckpt_path: str | Path) -> dict[str, Any]:
-    """The input of a checkpoint's network: image_size, channels and crop from its training config,
-    each replaced by a `given` value; a given size or channels that contradicts it is a ValueError.
-
-    Normalisation is not a choice: every backbone takes uint8 / 127.5 - 1 (`to_float`).
-    """
-    trained = OmegaConf.create(ckpt["marginface_config"])
-    stored = {
-        key: OmegaConf.select(trained, path, default=None) for key, path in INPUT_KEYS.items()
-    }
-    stored = {k: (list(v) if OmegaConf.is_list(v) else v) for k, v in stored.items()}
-    out = {}
-    for key, value in stored.items():
-        if key in given:
-            mine = given[key]
-            mine = list(mine) if OmegaConf.is_list(mine) or isinstance(mine, tuple) else mine
-            if key != "crop" and value is not None and mine != value:
-                raise ValueError(
-                    f"the checkpoint {ckpt_path} was trained on {stored['channels']}x"
-                    f"{tuple(stored['image_size'])} images but {INPUT_KEYS[key]}={mine} was given; "
-                    f"leave {INPUT_KEYS[key]} out (the checkpoint's input is used) or set it to {value}"
-                )
-            out[key] = mine
-        elif value is None and key != "crop":
-            raise ValueError(
-                f"the checkpoint {ckpt_path} does not record its input ({INPUT_KEYS[key]} missing "
-                "from its config): pass data.image_size=[H,W] and data.channels=1|3 as it was trained"
-            )
-        else:
-            out[key] = value
-    return out
 
 
 def fit_input_to_checkpoint(cfg: DictConfig, ckpt: dict, ckpt_path: str | Path) -> dict[str, Any]:
@@ -538,7 +359,7 @@ def evaluate_verification_protocol(cfg: DictConfig, run_dir: Path) -> dict:
         "quality": quality_block(scores, issame, pairs[:, 0], pairs[:, 1], norms),
     }
     if cfg.eval.get("artifacts", True):
-        from marginface.report.plots import write_open_set_artifacts
+        from marginface.evaluation.plots import write_open_set_artifacts
 
         write_open_set_artifacts(
             run_dir,

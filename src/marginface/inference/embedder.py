@@ -22,12 +22,9 @@ from torch import nn
 
 from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
-from marginface.evaluate import (
-    backbone_from_checkpoint,
-    checkpoint_input,
-    extract_embeddings,
-    load_checkpoint,
-)
+from marginface.inference.checkpoint import backbone_from_checkpoint, checkpoint_input
+from marginface.inference.embed import extract_embeddings
+from marginface.training.checkpoints import load_checkpoint
 from marginface.whitening import CHECKPOINT_KEY, Whitening, stored_whitening
 
 log = logging.getLogger(__name__)

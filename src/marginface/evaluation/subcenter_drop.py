@@ -19,8 +19,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from marginface.data.base import FaceSet, LazyFaceSet
-from marginface.evaluate import extract_embeddings, load_model
 from marginface.heads.subcenter_arcface import DROP_DEGREES, SubCenterArcFaceHead
+from marginface.inference.checkpoint import load_model
+from marginface.inference.embed import extract_embeddings
 from marginface.io import atomic_write_bytes
 
 #: the CSV's name in the output folder, and its columns

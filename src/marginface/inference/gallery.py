@@ -25,7 +25,7 @@ import numpy as np
 
 from marginface.data.base import DataError
 from marginface.data.images import IMAGE_EXTENSIONS, check_on_error, decode_image, warn_skipped
-from marginface.embedder import Embedder
+from marginface.inference.embedder import Embedder
 from marginface.io import atomic_write_bytes, write_json
 from marginface.metrics.verification import threshold_at_far
 from marginface.search.base import as_unit_rows, faiss_threads

@@ -1,6 +1,6 @@
 """What one trained model says beyond results.json: softmax confidence, the KL identity, angle statistics.
 
-`write_diagnostics` runs at the end of training (marginface.training.fit) and writes diagnostics.json beside
+`write_diagnostics` runs at the end of training (marginface.pipeline.train) and writes diagnostics.json beside
 results.json; the report reads it when present. `target_logit_gradient` is the analytic side of the
 cross-entropy checks and needs no model.
 
@@ -220,28 +220,3 @@ def write_diagnostics(
         backbone, head, closed_images, closed_labels, open_images, open_labels, device=device
     )
     return write_json(Path(run_dir) / "diagnostics.json", payload)
-
-
-def target_logit_gradient(
-    probabilities: np.ndarray, num_classes: int = 10
-) -> dict[str, np.ndarray]:
-    """dLoss/d(target logit) against the target's predicted probability p, for CE and for MSE.
-
-    Logits: 0 for the C-1 other classes and log(p (C-1) / (1-p)) for the target, so softmax gives
-    the target exactly p. Both gradients come from autograd through the training loss
-    (marginface.training.module.classification_loss); CE's analytic value p - 1 is returned beside them.
-    """
-    from marginface.training.module import classification_loss
-
-    p = torch.as_tensor(np.asarray(probabilities, dtype=np.float64))
-    target_logit = torch.log(p * (num_classes - 1) / (1.0 - p))
-    out: dict[str, np.ndarray] = {"p": p.numpy(), "ce_analytic": (p - 1.0).numpy()}
-    for criterion in ("ce", "mse"):
-        z = target_logit.clone().requires_grad_(True)
-        logits = torch.cat([z[:, None], torch.zeros(len(p), num_classes - 1, dtype=p.dtype)], dim=1)
-        labels = torch.zeros(len(p), dtype=torch.long)
-        # classification_loss averages over the batch; times B gives each row's own gradient
-        loss = classification_loss(logits.double(), labels, criterion) * len(p)
-        (grad,) = torch.autograd.grad(loss, z)
-        out[criterion] = grad.numpy()
-    return out

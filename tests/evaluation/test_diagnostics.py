@@ -8,15 +8,15 @@ import torch
 from scipy import stats
 from torch import nn
 
-from marginface.heads import SoftmaxHead, SubCenterArcFaceHead
-from marginface.report.diagnostics import (
+from marginface.evaluation.diagnostics import (
     centre_angles,
     confidence,
     kl_identity,
     softmax_diagnostics,
-    target_logit_gradient,
     weight_angles,
 )
+from marginface.heads import SoftmaxHead, SubCenterArcFaceHead
+from marginface.heads.losses import target_logit_gradient
 
 
 def test_target_logit_gradient_ce_and_mse():

@@ -1,0 +1,1 @@
+"""Experiments that train or time models for the report: the toy models, the head-scaling measurements."""

@@ -20,6 +20,7 @@ from torch import nn
 
 from marginface.data.transforms import to_float
 from marginface.evaluation.protocols import pairs_fingerprint, protocol_pairs, search_factory
+from marginface.heads.head import Head
 from marginface.inference.checkpoint import INPUT_KEYS, checkpoint_input, load_model
 from marginface.inference.embed import (
     default_eval_batch,
@@ -214,23 +215,16 @@ def evaluate_embeddings(
     return block
 
 
-def head_size(head: nn.Module | None) -> dict[str, int] | None:
+def head_size(head: Head | None) -> dict[str, int] | None:
     """Parameter count and bytes of the classification head (None for head-free baselines)."""
-    if head is None:
-        return None
-    if hasattr(head, "head_size"):
-        return dict(head.head_size())
-    params = list(head.parameters())
-    return {
-        "parameters": sum(p.numel() for p in params),
-        "bytes": sum(p.numel() * p.element_size() for p in params),
-    }
+    # Head.head_size counts them (a sharded head: all ranks' blocks together)
+    return None if head is None else dict(head.head_size())
 
 
 def build_results(
     cfg: DictConfig,
     loss: str,
-    head: nn.Module | None,
+    head: Head | None,
     closed: float | None,
     open_set: dict,
     timing: dict[str, Any],

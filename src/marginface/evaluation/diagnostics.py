@@ -27,22 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marginface.data.transforms import to_float
+from marginface.inference.embed import raw_embeddings
 from marginface.io import write_json
 
 #: histogram bins of max probability and of entropy / log(C), both on [0, 1]
 BINS = 20
-
-
-@torch.no_grad()
-def _forward(
-    backbone: nn.Module, images: torch.Tensor, batch_size: int, device, flip: bool = False
-):
-    out = []
-    for start in range(0, len(images), batch_size):
-        x = to_float(images[start : start + batch_size].to(device))
-        out.append(backbone(x.flip(-1) if flip else x).double().cpu())
-    return torch.cat(out) if out else torch.zeros(0, 0, dtype=torch.float64)
 
 
 def _degrees(cos: torch.Tensor) -> torch.Tensor:
@@ -167,17 +156,20 @@ def softmax_diagnostics(
     closed_labels: torch.Tensor,
     open_images: torch.Tensor,
     open_labels: torch.Tensor,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
 ) -> dict[str, Any]:
     """The diagnostics.json payload for a trained backbone + head (uint8 images, class labels)."""
     modes = backbone.training, head.training
     backbone.eval(), head.eval()
     try:
-        closed = _forward(backbone, closed_images, batch_size, device)
-        opened = _forward(backbone, open_images, batch_size, device)
+
+        def features(images: torch.Tensor) -> torch.Tensor:
+            return raw_embeddings(backbone, images, batch_size=batch_size, device=device).double()
+
+        closed, opened = features(closed_images), features(open_images)
         both = torch.cat([closed_images, open_images]) if len(open_images) else closed_images
-        mirrored = _forward(backbone, both, batch_size, device, flip=True)
+        mirrored = features(both.flip(-1))
 
         def logits(features: torch.Tensor) -> torch.Tensor:
             if len(features) == 0:

@@ -23,10 +23,9 @@ from marginface.evaluation.protocols import pairs_fingerprint, protocol_pairs, s
 from marginface.heads.head import Head
 from marginface.inference.checkpoint import INPUT_KEYS, checkpoint_input, load_model
 from marginface.inference.embed import (
-    default_eval_batch,
+    embedding_batches,
     embeddings_and_norms,
     extract_embeddings,
-    uses_channels_last,
 )
 from marginface.training.failures import records_failure
 
@@ -78,16 +77,13 @@ def closed_set_accuracy(
     """Share of held-out images of training identities whose argmax head logit (no margin) is their class."""
     if len(labels) == 0:
         return None
-    batch_size = batch_size or default_eval_batch(device)
-    layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
-    was = backbone.training, head.training
-    backbone.eval(), head.eval()
+    was_training = head.training
+    head.eval()
     correct = 0
-    for start in range(0, len(images), batch_size):
-        x = to_float(images[start : start + batch_size].to(device)).contiguous(memory_format=layout)
-        logits = head(backbone(x))
-        correct += int((logits.argmax(1).cpu() == labels[start : start + batch_size]).sum())
-    backbone.train(was[0]), head.train(was[1])
+    with torch.no_grad():
+        for rows, e in embedding_batches(backbone, images, batch_size, device=device):
+            correct += int((head(e).argmax(1).cpu() == labels[rows]).sum())
+    head.train(was_training)
     return correct / len(labels)
 
 

@@ -110,7 +110,7 @@ def toy_features(run_dir: str | Path) -> dict[str, Any]:
     """Features of the trained and the unseen identities' images, class weights, and the run's figures."""
     from omegaconf import OmegaConf
 
-    from marginface.data.transforms import to_float
+    from marginface.inference.embed import raw_embeddings
     from marginface.training.checkpoints import load_checkpoint
     from marginface.training.factory import build
 
@@ -123,9 +123,9 @@ def toy_features(run_dir: str | Path) -> dict[str, Any]:
     images, labels = datamodule.training_identities()
     open_images, _ = datamodule.open_set()
     return {
-        "features": module.backbone(to_float(images)).numpy(),
+        "features": raw_embeddings(module.backbone, images, progress=False).numpy(),
         "labels": labels.numpy(),
-        "open_features": module.backbone(to_float(open_images)).numpy(),
+        "open_features": raw_embeddings(module.backbone, open_images, progress=False).numpy(),
         "weight": module.head.weight.detach().numpy(),
         "results": results,
     }

@@ -1,7 +1,14 @@
-"""THE embedding function: uint8 images -> unit-row embeddings (batches, memory format, flip TTA)."""
+"""THE embedding function: uint8 images -> backbone features, in batches, in the backbone's memory format.
+
+`embedding_batches` is the one loop that runs a backbone over images; everything that embeds images
+goes through it: `raw_embeddings` (the features as they are: diagnostics, toy plots, closed-set
+logits), `embeddings_and_norms` / `extract_embeddings` (unit rows, flip TTA: every evaluation,
+the gallery, the embedder).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,6 +36,46 @@ def default_eval_batch(device: torch.device | str) -> int:
     return 32 if torch.device(device).type == "cpu" else 256
 
 
+@torch.no_grad()
+def embedding_batches(
+    backbone: nn.Module,
+    images: torch.Tensor,
+    batch_size: int | None = None,
+    flip: bool = False,
+    device: torch.device | str = "cpu",
+    progress: bool | None = None,
+) -> Iterator[tuple[slice, torch.Tensor]]:
+    """(rows, float32 features of images[rows]) batch by batch, the backbone in eval mode meanwhile.
+
+    Features are the backbone's output as is (not normalised), on `device`. With `flip`, the feature
+    of the image plus that of its mirror image. `batch_size` None: `default_eval_batch(device)`.
+    Inputs follow the backbone's memory format (NHWC when its weights are channels_last). The
+    backbone's train/eval mode is restored when the iteration ends or is abandoned.
+    """
+    batch_size = batch_size or default_eval_batch(device)
+    layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
+    was_training = backbone.training
+    backbone.eval()
+    starts = range(0, len(images), batch_size)
+    show = len(images) > 20 * batch_size if progress is None else progress
+    try:
+        for start in tqdm(starts, desc="embedding", unit="batch", disable=not show, leave=False):
+            rows = slice(start, min(start + batch_size, len(images)))
+            x = to_float(images[rows].to(device)).contiguous(memory_format=layout)
+            e = backbone(x).float()
+            if flip:
+                e = e + backbone(x.flip(-1).contiguous(memory_format=layout)).float()
+            yield rows, e
+    finally:
+        backbone.train(was_training)
+
+
+def raw_embeddings(backbone: nn.Module, images: torch.Tensor, **options: Any) -> torch.Tensor:
+    """(N, D) float32 CPU tensor of the backbone's features, not normalised; options as `embedding_batches`."""
+    out = [e.cpu() for _, e in embedding_batches(backbone, images, **options)]
+    return torch.cat(out) if out else torch.zeros(0, 0)
+
+
 def extract_embeddings(backbone: nn.Module, images: torch.Tensor, **options: Any) -> np.ndarray:
     """L2-normalised float32 embeddings of uint8 images; with `flip`, of image + mirror image summed.
 
@@ -37,7 +84,6 @@ def extract_embeddings(backbone: nn.Module, images: torch.Tensor, **options: Any
     return embeddings_and_norms(backbone, images, **options)[0]
 
 
-@torch.no_grad()
 def embeddings_and_norms(
     backbone: nn.Module,
     images: torch.Tensor,
@@ -53,22 +99,10 @@ def embeddings_and_norms(
     `batch_size` None: `default_eval_batch(device)`.
     Inputs follow the backbone's memory format (NHWC when its weights are channels_last).
     """
-    batch_size = batch_size or default_eval_batch(device)
-    layout = torch.channels_last if uses_channels_last(backbone) else torch.contiguous_format
-    was_training = backbone.training
-    backbone.eval()
     out, norms = [], []
-    batches = range(0, len(images), batch_size)
-    show = len(images) > 20 * batch_size if progress is None else progress
-    for start in tqdm(batches, desc="embedding", unit="batch", disable=not show, leave=False):
-        x = to_float(images[start : start + batch_size].to(device))
-        x = x.contiguous(memory_format=layout)
-        e = backbone(x).float()
-        if flip:
-            e = e + backbone(x.flip(-1).contiguous(memory_format=layout)).float()
+    for _, e in embedding_batches(backbone, images, batch_size, flip, device, progress):
         out.append(torch.nn.functional.normalize(e, dim=1).cpu())
         norms.append(torch.linalg.vector_norm(e, dim=1).cpu())
-    backbone.train(was_training)
     embeddings = torch.cat(out).numpy() if out else np.zeros((0, 0), np.float32)
     if not np.isfinite(embeddings).all():
         raise FloatingPointError(

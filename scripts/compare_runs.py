@@ -1,0 +1,36 @@
+"""Paired comparison of arms: `python scripts/compare_runs.py REFERENCE ARM [ARM ...] [--out FILE]`.
+
+Each argument is a folder of finished runs (a multirun folder). Runs are paired on head, fold, seed
+and data.train_identities; for each arm the table gives both means (95% t-interval), the paired
+difference arm minus reference with its 95% interval, and "not shown" when it includes zero.
+    python scripts/compare_runs.py multirun/finetune_orl/scratch multirun/finetune_orl/pretrained_softmax
+"""
+
+import argparse
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("reference", type=Path, help="the reference arm's folder of runs")
+    parser.add_argument("arms", type=Path, nargs="+", help="folders of the arms compared with it")
+    parser.add_argument("--out", type=Path, help="also write the tables to this markdown file")
+    args = parser.parse_args()
+    for path in [args.reference, *args.arms]:
+        if not path.is_dir():
+            parser.error(f"no such folder: {path} (pass folders of finished runs, e.g. multirun/x)")
+
+    from marginface.report.arms import arms_markdown, compare_arms
+
+    try:
+        _, arms = compare_arms(args.reference, args.arms)
+    except ValueError as err:
+        parser.error(str(err))
+    text = arms_markdown(args.reference, arms)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

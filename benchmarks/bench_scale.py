@@ -4,18 +4,23 @@ Prints one table:
 - extraction throughput of the default backbone (56x48 gray, flip TTA = two forwards per image) at
   eval batch 256 vs 32, NCHW vs channels_last, side by side in one run; IResNet-18 at 112x112 RGB
   (the GPU configs' family) for scale;
+- the default backbone plain vs with its BatchNorms folded into the convolutions (what the Embedder
+  and the export serve, marginface.inference.fold), batch 32, channels_last, timed in interleaved
+  rounds of the same run: images/s of each and the ratio (median of the rounds' ratios);
 - memory of an in-memory data set taken through FaceDataModule set-up, one training epoch of the
   loader and the open-set embedding: resident set growth, and a census of the large tensors alive
   (storages of >= 1 MiB) against the bytes of the resized data set. "Held once" means exactly one
   storage of that size is alive and every split is an index view into it.
 
     .venv/bin/python benchmarks/bench_scale.py [--images 10000] [--memory-images 40000]
+    .venv/bin/python benchmarks/bench_scale.py --fold-only --threads 1   # the folding rows alone
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import statistics
 import time
 import warnings
 
@@ -64,6 +69,58 @@ def throughput(
             extract_embeddings(net, images, batch_size=batch_size, progress=False)
             best = min(best, time.perf_counter() - t)
     return len(images) / best
+
+
+def fold_rows(n_images: int, rounds: int = 5, batch_size: int = 32) -> list[tuple[str, str, str]]:
+    """The default backbone (channels_last, flip TTA) plain and BN-folded, one pass of each per round,
+    the order swapped every round so that load from other processes hits both alike."""
+    import numpy as np
+
+    from marginface.backbones import SmallFaceNet
+    from marginface.inference.embed import extract_embeddings
+    from marginface.inference.fold import conv_batchnorm_pairs, fold_batchnorm
+
+    torch.manual_seed(0)
+    images = torch.randint(0, 256, (n_images, 1, 56, 48), dtype=torch.uint8)
+    plain = SmallFaceNet(embedding_dim=128).eval().to(memory_format=torch.channels_last)
+    nets = {"plain": plain, "folded BN": fold_batchnorm(plain)}
+    pairs = len(conv_batchnorm_pairs(plain))
+    check = images[: 4 * batch_size]
+    outputs = {
+        name: extract_embeddings(net, check, batch_size=batch_size, progress=False)
+        for name, net in nets.items()
+    }  # also the warm-up
+    diff = float(np.abs(outputs["plain"] - outputs["folded BN"]).max())
+    wall: dict[str, list[float]] = {name: [] for name in nets}
+    cpu: dict[str, list[float]] = {name: [] for name in nets}
+    for round_ in range(rounds):
+        for name in list(nets)[:: 1 if round_ % 2 == 0 else -1]:
+            t, c = time.perf_counter(), time.process_time()
+            extract_embeddings(nets[name], images, batch_size=batch_size, progress=False)
+            wall[name].append(time.perf_counter() - t)
+            cpu[name].append(time.process_time() - c)
+    ratio = {
+        kind: statistics.median(p / f for p, f in zip(t["plain"], t["folded BN"], strict=True))
+        for kind, t in (("wall", wall), ("CPU", cpu))
+    }
+    rows = []
+    for name in nets:
+        rate = n_images / min(wall[name])
+        note = (
+            f"{pairs} conv-BN pairs, as trained"
+            if name == "plain"
+            else f"{ratio['wall']:.2f}x plain (wall; CPU time {ratio['CPU']:.2f}x), median of "
+            f"{rounds} interleaved rounds; max abs embedding difference {diff:.1e}"
+        )
+        rows.append(
+            (
+                f"extract {n_images:,} x 56x48 gray, default backbone, batch {batch_size}, "
+                f"channels_last, {name}",
+                f"{rate:,.0f} img/s",
+                note,
+            )
+        )
+    return rows
 
 
 def flops_per_image(net, shape: tuple[int, ...]) -> float:
@@ -185,15 +242,24 @@ def main() -> None:
     parser.add_argument("--memory-images", type=int, default=40_000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--fold-rounds", type=int, default=5, help="rounds of plain vs folded BN")
+    parser.add_argument("--fold-only", action="store_true", help="only the plain vs folded BN rows")
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(summary.header())
     peak = summary.matmul_peak()
-    print(f"fp32 matmul peak (2048^3): {peak:.1f} GFLOP/s")
-    rows = memory_rows(args.memory_images, args.batch_size)
+    print(f"fp32 matmul peak (2048^3): {peak:.1f} GFLOP/s, {torch.get_num_threads()} thread(s)")
+    if args.fold_only:
+        print(
+            summary.markdown(["what", "measured", "note"], fold_rows(args.images, args.fold_rounds))
+        )
+        return
+    rows = memory_rows(args.memory_images, args.batch_size)  # first: before other allocations
     rows += extraction_rows(args.images, args.large_images, peak)
+    folding = fold_rows(args.images, args.fold_rounds)
+    rows += folding
     print(summary.markdown(["what", "measured", "note"], rows))
     held = next(r for r in rows if r[0].startswith("large tensors alive"))
     # batch 32, channels_last: what evaluation uses on the CPU
@@ -212,6 +278,12 @@ def main() -> None:
             (
                 "IResNet-18 112x112 inference, best setting measured",
                 f"{best_big[0].rsplit(', ', 1)[1]}: {best_big[1]} ({best_big[2].split(' (')[0]})",
+                "reported",
+                None,
+            ),
+            (
+                "BN folded into the convs vs plain, default backbone extraction (same run)",
+                f"{folding[1][1]} vs {folding[0][1]}: {folding[1][2].split(' (')[0]}",
                 "reported",
                 None,
             ),

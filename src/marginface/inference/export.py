@@ -3,8 +3,10 @@
 The exported graph takes float32 images (N, C, H, W) scaled to [-1, 1] (uint8 / 127.5 - 1, the
 training input) and returns L2-normalised embeddings (N, D); with `flip` it embeds the mirror image
 too and sums, as the evaluation does. A sidecar `<out>.json` records the input layout and the model
-hash. Every export is checked: the exported model must reproduce PyTorch's embeddings of a few
-real ORL faces within `atol` (max absolute difference), or the export fails.
+hash. The exported backbone has its BatchNorms folded into the convolutions before them
+(inference.fold). Every export is checked: the exported model must reproduce the embeddings of the
+unfolded PyTorch backbone on a few real ORL faces within `atol` (max absolute difference), or the
+export fails; the check covers the folding as much as the exporter.
 """
 
 from __future__ import annotations
@@ -169,7 +171,7 @@ def export(
     check_format(fmt)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = EmbeddingNet(embedder.backbone, embedder.flip, embedder.whitening).eval()
+    net = EmbeddingNet(embedder.folded_backbone, embedder.flip, embedder.whitening).eval()
     files = list(parity_images) if parity_images else parity_files(parity_count)
     images, _ = embedder.load_images(files)
     # another batch size than the check's: the batch axis must stay free (to_float copies)
@@ -178,7 +180,8 @@ def export(
         export_onnx(net, example, out, dynamo=dynamo)
     else:
         export_torchscript(net, example, out)
-    reference = embedder.embed(images)  # the evaluation's own code path
+    # the evaluation's own code path, on the backbone as trained (unfolded)
+    reference = embedder.embed(images, folded=False)
     diff = check_parity(
         reference, run_exported(out, fmt, to_float(images)), atol, f"{fmt} model {out}"
     )

@@ -1,7 +1,5 @@
 """BatchNorm folded into the preceding conv: the same embeddings, no conv-BN pair left, original intact."""
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -9,7 +7,6 @@ from torch import nn
 
 from marginface.backbones import IResNet, SmallFaceNet
 from marginface.inference.embed import extract_embeddings, uses_channels_last
-from marginface.inference.embedder import Embedder
 from marginface.inference.fold import conv_batchnorm_pairs, fold_batchnorm
 
 SHAPES = {"small": (1, 28, 24), "iresnet": (3, 16, 16)}
@@ -83,28 +80,3 @@ def test_extracted_embeddings_equal(name):
     expected = extract_embeddings(net, images, batch_size=4)
     got = extract_embeddings(fold_batchnorm(net), images, batch_size=4)
     np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
-
-
-def test_embedder_embeds_with_the_folded_copy_and_refolds_after_a_change():
-    net = trained_stats("small")
-    embedder = Embedder(net, SHAPES["small"][1:], 1, True, "x")
-    images = torch.randint(0, 256, (6, *SHAPES["small"]), dtype=torch.uint8)
-    folded = embedder.folded_backbone
-    assert folded is not net and conv_batchnorm_pairs(folded) == []
-    assert embedder.folded_backbone is folded  # made once
-    np.testing.assert_allclose(
-        embedder.embed(images), embedder.embed(images, folded=False), atol=1e-5, rtol=0
-    )
-    assert len(conv_batchnorm_pairs(net)) > 0  # the hash and the export's reference stay unfolded
-    with torch.no_grad():
-        net.stem[0].weight.mul_(2)  # changed in place: the folded copy follows
-    assert embedder.folded_backbone is not folded
-    np.testing.assert_allclose(
-        embedder.embed(images), extract_embeddings(net, images), atol=1e-5, rtol=0
-    )
-    other = copy.deepcopy(embedder)
-    with torch.no_grad():
-        other.backbone.stem[1].running_mean.add_(1)
-    np.testing.assert_allclose(
-        other.embed(images), extract_embeddings(other.backbone, images), atol=1e-5, rtol=0
-    )

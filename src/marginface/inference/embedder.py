@@ -3,8 +3,6 @@
 Shared by the deployment tools (scripts/export.py, scripts/enroll.py, scripts/identify.py): the
 backbone alone (the head is only for training), the input size and channels it was trained on,
 a hash that identifies its weights, and the same preprocessing and flip TTA as the evaluation.
-The embeddings come from a copy of the backbone with its BatchNorms folded into the convolutions
-before them (inference.fold): the same function, fewer layers to run.
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ import hashlib
 import logging
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +24,6 @@ from marginface.data.images import as_pair, decode_image
 from marginface.data.transforms import resize_uint8
 from marginface.inference.checkpoint import backbone_from_checkpoint, checkpoint_input
 from marginface.inference.embed import extract_embeddings
-from marginface.inference.fold import fold_batchnorm
 from marginface.training.checkpoints import load_checkpoint
 from marginface.whitening import CHECKPOINT_KEY, Whitening, stored_whitening
 
@@ -49,11 +46,7 @@ def state_dict_hash(state: dict[str, torch.Tensor]) -> str:
 
 @dataclass
 class Embedder:
-    """A backbone plus what its inputs must look like; `model_hash` names its weights.
-
-    `backbone` is the network as trained (what the hash and the export's parity check refer to);
-    `embed` runs `folded_backbone`, its copy with the BatchNorms folded into the convolutions.
-    """
+    """A backbone plus what its inputs must look like; `model_hash` names its weights."""
 
     backbone: nn.Module
     image_size: tuple[int, int]
@@ -65,24 +58,10 @@ class Embedder:
         None  # centre crop (H, W) before resizing, as the training data had
     )
     whitening: Whitening | None = None  # WCCN of a run trained with eval.wccn=true
-    # (the backbone it was folded from, where and at which version its tensors were, the folded copy)
-    _folded: tuple[nn.Module, tuple[tuple[int, int], ...], nn.Module] | None = field(
-        default=None, init=False, repr=False, compare=False
-    )
 
     @property
     def embedding_dim(self) -> int:
         return int(self.backbone.embedding_dim)
-
-    @property
-    def folded_backbone(self) -> nn.Module:
-        """`fold_batchnorm(backbone)`, made on first use and again whenever `backbone` was replaced,
-        copied or changed in place since (its tensors' storages and version counters)."""
-        # the cache holds the backbone it was made from, so none of these storages is reused
-        state = tuple((t.data_ptr(), t._version) for t in self.backbone.state_dict().values())
-        if self._folded is None or self._folded[0] is not self.backbone or self._folded[1] != state:
-            self._folded = (self.backbone, state, fold_batchnorm(self.backbone))
-        return self._folded[2]
 
     @classmethod
     def from_checkpoint(
@@ -160,16 +139,10 @@ class Embedder:
             parts.append("grayscale image repeated to RGB (the model was trained on colour)")
         return "; ".join(parts)
 
-    def embed(
-        self, images: torch.Tensor, flip: bool | None = None, folded: bool = True
-    ) -> np.ndarray:
-        """L2-normalised float32 embeddings (N, D) of uint8 images at the model's size.
-
-        `folded` False runs the backbone as trained (the reference the export checks against).
-        """
+    def embed(self, images: torch.Tensor, flip: bool | None = None) -> np.ndarray:
+        """L2-normalised float32 embeddings (N, D) of uint8 images at the model's size."""
         flip = self.flip if flip is None else flip
-        backbone = self.folded_backbone if folded else self.backbone
-        embeddings = extract_embeddings(backbone, images, flip=flip, progress=False)
+        embeddings = extract_embeddings(self.backbone, images, flip=flip, progress=False)
         return embeddings if self.whitening is None else self.whitening(embeddings)
 
     def embed_files(

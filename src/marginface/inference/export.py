@@ -25,6 +25,7 @@ from torch import nn
 
 from marginface.data.transforms import to_float
 from marginface.inference.embedder import Embedder
+from marginface.inference.fold import fold_batchnorm
 from marginface.io import write_json
 from marginface.whitening import Whitening
 
@@ -171,7 +172,7 @@ def export(
     check_format(fmt)
     out = Path(out).expanduser()
     out.parent.mkdir(parents=True, exist_ok=True)
-    net = EmbeddingNet(embedder.folded_backbone, embedder.flip, embedder.whitening).eval()
+    net = EmbeddingNet(fold_batchnorm(embedder.backbone), embedder.flip, embedder.whitening).eval()
     files = list(parity_images) if parity_images else parity_files(parity_count)
     images, _ = embedder.load_images(files)
     # another batch size than the check's: the batch axis must stay free (to_float copies)
@@ -181,7 +182,7 @@ def export(
     else:
         export_torchscript(net, example, out)
     # the evaluation's own code path, on the backbone as trained (unfolded)
-    reference = embedder.embed(images, folded=False)
+    reference = embedder.embed(images)
     diff = check_parity(
         reference, run_exported(out, fmt, to_float(images)), atol, f"{fmt} model {out}"
     )

@@ -96,8 +96,7 @@ def embeddings_and_norms(
 
     With `flip`, the embedding is that of image + mirror image summed, and the norm is the summed
     embedding's: the quality measure of the results' "open_set.quality" (docs/metrics.md).
-    `batch_size` None: `default_eval_batch(device)`.
-    Inputs follow the backbone's memory format (NHWC when its weights are channels_last).
+    The arguments are `embedding_batches`'s.
     """
     out, norms = [], []
     for _, e in embedding_batches(backbone, images, batch_size, flip, device, progress):

@@ -108,3 +108,39 @@ def test_zero_weight_row_is_scaled_not_normalised(small_blocks):
     scale = grads[1].abs().max()
     assert scale > 1e11  # the 1/eps row is there
     torch.testing.assert_close(grads[0] / scale, grads[1] / scale, rtol=0.0, atol=1e-15)
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+@pytest.mark.parametrize("needs", ["both", "inputs", "weight"])
+def test_rescale_is_a_constant_factor_on_every_output_but_the_norm(normalize, needs, small_blocks):
+    # the factor is computed from the logits themselves (as AdaCos's scale), without gradient:
+    # the reference multiplies its outputs by the same number, detached
+    torch.manual_seed(3)
+    x = torch.randn(6, 4, dtype=torch.float64, requires_grad=needs in ("both", "inputs"))
+    w = torch.randn(37, 4, dtype=torch.float64) * torch.rand(37, 1, dtype=torch.float64) * 4
+    w.requires_grad_(needs in ("both", "weight"))
+    index = torch.tensor([[5], [0], [36], [8], [5], [20]])
+    upstream = [torch.randn(6, 37), torch.randn(6, 1), torch.randn(6, 1)]
+    upstream = [u.double() for u in upstream]
+    leaves = [t for t in (x, w) if t.requires_grad]
+    seen = []
+
+    def rescale(logits, target):
+        seen.append((logits.clone(), target.clone()))
+        return 1.0 + logits.abs().mean() + target.sum() ** 2  # depends on both
+
+    fused = base.ClassLinear.apply(x, w, index, normalize, rescale)
+    logits, target, target_norm = Reference.apply(x, w, index, normalize)
+    # rescale saw the unscaled logits and targets, once
+    assert len(seen) == 1
+    torch.testing.assert_close(seen[0][0], logits.detach(), **TOLERANCE)
+    torch.testing.assert_close(seen[0][1], target.detach(), **TOLERANCE)
+    factor = (1.0 + logits.abs().mean() + target.sum() ** 2).detach()
+    reference = (logits * factor, target * factor, target_norm)
+    results = []
+    for outputs in (fused, reference):
+        total = sum((o * u).sum() for o, u in zip(outputs, upstream, strict=True))
+        results.append((outputs, torch.autograd.grad(total, leaves)))
+    (fused_out, fused_grads), (ref_out, ref_grads) = results
+    for got, expected in zip([*fused_out, *fused_grads], [*ref_out, *ref_grads], strict=True):
+        torch.testing.assert_close(got, expected, **TOLERANCE)

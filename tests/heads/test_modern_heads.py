@@ -429,6 +429,35 @@ def test_adacos_median_of_an_even_batch_is_the_lower_middle_angle():
     assert head.adaptive_scale.item() == pytest.approx(expected, rel=1e-12)
 
 
+def test_adacos_dynamic_scale_gradients_are_those_of_a_constant_scale(monkeypatch):
+    # the new scale is set without gradient; the loss's gradients are then those of s*cos with s
+    # the updated value held fixed (autograd through F.normalize); blocks of 8 classes, ragged
+    import marginface.heads.adacos as adacos
+
+    monkeypatch.setattr(adacos, "GEMM_BLOCK", 8)
+    torch.manual_seed(4)
+    head = AdaCosHead(5, 21).double().train()
+    x = torch.randn(7, 5, dtype=torch.float64, requires_grad=True)
+    labels = torch.tensor([0, 20, 7, 8, 8, 15, 3])  # block edges, a repeat
+    before = float(head.adaptive_scale)
+    loss = F.cross_entropy(head(x, labels), labels)
+    grads = torch.autograd.grad(loss, (x, head.weight))
+    s = float(head.adaptive_scale)
+    # the update by hand from the old scale: B_avg over the non-target terms, median angle
+    cos = F.normalize(x.detach(), dim=1) @ F.normalize(head.weight.detach(), dim=1).t()
+    mask = torch.ones_like(cos, dtype=torch.bool)
+    mask[torch.arange(7), labels] = False
+    b_avg = torch.exp(before * cos[mask]).sum() / 7
+    theta_med = torch.acos(cos[torch.arange(7), labels]).median()
+    assert s == pytest.approx(float(b_avg.log() / torch.cos(theta_med.clamp(max=math.pi / 4))))
+    weight = head.weight.detach().clone().requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    logits = s * F.normalize(x_ref, dim=1) @ F.normalize(weight, dim=1).t()
+    expected = torch.autograd.grad(F.cross_entropy(logits, labels), (x_ref, weight))
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_adacos_fixed_scale(dtype):
     head = with_weight(AdaCosHead(2, 3, dynamic=False).to(dtype), CLASSES)

@@ -7,7 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from marginface.heads.base import ClassLinear, MarginHead, check_int
+from marginface.heads.base import GEMM_BLOCK, ClassLinear, MarginHead, check_int
 
 
 class AdaCosHead(MarginHead):
@@ -55,11 +55,15 @@ class AdaCosHead(MarginHead):
             return super().forward(embeddings)
         index = labels.long().unsqueeze(1)
         old = self.adaptive_scale.clone()
-        logits, target, _ = ClassLinear.apply(self.project(embeddings), self.weight, index, True)
-        with torch.no_grad():
+
+        def rescale(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            # run by ClassLinear without gradient, once the logits at the old scale exist; it
+            # multiplies them by the returned factor, and its backward treats it as a constant
             self.adaptive_scale.copy_(self.next_scale(logits, target, index, old))
-        # the same logits at the new scale: rescaled in place (ClassLinear saved no logits)
-        return logits.mul_((self.adaptive_scale / old).to(logits.dtype))
+            return self.adaptive_scale / old
+
+        projected = self.project(embeddings)
+        return ClassLinear.apply(projected, self.weight, index, True, rescale)[0]
 
     def next_scale(
         self, logits: torch.Tensor, target: torch.Tensor, index: torch.Tensor, scale: torch.Tensor
@@ -73,10 +77,23 @@ class AdaCosHead(MarginHead):
         cos = (target.to(dtype) / scale).clamp(-1.0, 1.0)
         theta_med = torch.acos(cos).median()
         # ln(B_avg) = ln(sum of exp over the non-target logits) - ln(B). Shifted by s, the largest
-        # a logit s*cos can be, no term overflows; the targets are zeroed after exp (B entries)
-        # rather than masked in a copy: each pass over the (B, C) logits costs ~5% of a step
-        terms = torch.sub(logits.to(dtype), scale).exp_().scatter_(1, index, 0.0)
-        total = terms.sum()
+        # a logit s*cos can be, no term overflows. Block by block of classes in one small buffer
+        # that stays in cache (a (B, C) temporary would cost a page-faulted pass of its own),
+        # the targets in each block zeroed after exp (exactly: no subtraction afterwards)
+        batch, classes = logits.shape
+        width = min(GEMM_BLOCK, classes)
+        buffer = torch.empty(batch, width, dtype=dtype, device=logits.device)
+        total = torch.zeros((), dtype=dtype, device=logits.device)
+        for start in range(0, classes, width):
+            stop = min(start + width, classes)
+            block = torch.sub(logits[:, start:stop], scale, out=buffer[:, : stop - start])
+            block.exp_()
+            # rows whose label lies in this block get 0 there; the others rewrite one entry as
+            # it was (no index list: nothing waits for the device)
+            column = (index - start).clamp(0, stop - start - 1)
+            outside = (index < start) | (index >= stop)
+            block.scatter_(1, column, block.gather(1, column) * outside)
+            total += block.sum()
         if total > 0:
             log_b_avg = total.log() + scale - math.log(len(logits))
         else:

@@ -65,11 +65,17 @@ class ClassLinear(torch.autograd.Function):
     scaled and projected (d(w/|w|) = (I - w w^T/|w|^2) / |w|) block by block right after its GEMM;
     the target entries' share of the radial part comes from their logits, without a (C, D) pass.
     The target entries add B-row updates.
+
+    `rescale` (optional): a function (logits, target) -> factor, called once the logits and
+    their target entries are computed (without gradient); the logits are then multiplied in
+    place by the factor, which backward treats as a constant and folds into the per-class
+    1/|W_j| it applies anyway, so that a head whose scale depends on its own logits (AdaCos)
+    pays no (B, C) pass for the rescale in backward. The target output is read after the rescale.
     """
 
     @staticmethod
-    def forward(ctx, inputs, weight, index, normalize):
-        norm = scale = None
+    def forward(ctx, inputs, weight, index, normalize, rescale=None):
+        norm = scale = factor = None
         logits = F.linear(inputs, weight)
         if normalize:
             # in the weight's own precision (float32), also under autocast
@@ -80,13 +86,18 @@ class ClassLinear(torch.autograd.Function):
         rows = index.reshape(-1)
         target_norm = torch.linalg.vector_norm(weight[rows], dim=1, keepdim=True)
         target = logits.gather(1, index)
-        ctx.save_for_backward(inputs, weight, index, norm, scale, target)
+        if rescale is not None:
+            factor = torch.as_tensor(rescale(logits, target), device=logits.device)
+            factor = factor.to(weight.dtype).reshape(())
+            logits.mul_(factor.to(logits.dtype))
+            target = logits.gather(1, index)
+        ctx.save_for_backward(inputs, weight, index, norm, scale, target, factor)
         ctx.compute_dtype = logits.dtype
         return logits, target, target_norm
 
     @staticmethod
     def backward(ctx, grad_logits, grad_target, grad_target_norm):
-        inputs, weight, index, norm, scale, target = ctx.saved_tensors
+        inputs, weight, index, norm, scale, target, factor = ctx.saved_tensors
         # the GEMMs run in the forward's precision (bf16 under autocast), the rest in the weight's
         dtype = ctx.compute_dtype
         need_inputs, need_weight = ctx.needs_input_grad[:2]
@@ -96,21 +107,31 @@ class ClassLinear(torch.autograd.Function):
             target_weight = weight[rows]
             # a target entry is one more entry of the (B, C) product: same chain rule, B rows
             grad_target = grad_target.to(weight.dtype)
+        # what each column of the gradient is multiplied by: 1/|W_j| and the rescale's factor
+        column_scale = scale
+        if factor is not None and scale is not None:
+            column_scale = scale * factor
         radial_target = None
         if targets and scale is not None:
             if need_weight:
                 # <w_y, grad_target_b x_b / |w_y|> = grad_target_b * target_b: no (C, D) pass
+                # (with a rescale, target holds the factor too, as the row's share does)
                 radial_target = torch.zeros_like(scale).index_put_(
                     (rows,), (grad_target * target.to(weight.dtype)).squeeze(1), accumulate=True
                 )
-            grad_target = grad_target * scale[rows].unsqueeze(1)
+            grad_target = grad_target * column_scale[rows].unsqueeze(1)
+        elif targets and factor is not None:
+            grad_target = grad_target * factor
         if scale is None:
+            grad = grad_logits.to(dtype)
+            if factor is not None:
+                grad = grad * factor.to(dtype)
             grad_inputs, grad_weight = ClassLinear.plain_grads(
-                grad_logits.to(dtype), inputs, weight, need_inputs, need_weight
+                grad, inputs, weight, need_inputs, need_weight
             )
         else:
             grad_inputs, grad_weight = ClassLinear.normalized_grads(
-                grad_logits, inputs, weight, norm, scale, radial_target, ctx
+                grad_logits, inputs, weight, norm, scale, radial_target, ctx, column_scale
             )
         if need_inputs and targets:
             grad_inputs = grad_inputs + (grad_target * target_weight).to(inputs.dtype)
@@ -127,7 +148,7 @@ class ClassLinear(torch.autograd.Function):
             grad_inputs = None
         if not need_weight:
             grad_weight = None
-        return grad_inputs, grad_weight, None, None
+        return grad_inputs, grad_weight, None, None, None
 
     @staticmethod
     def plain_grads(grad, inputs, weight, need_inputs, need_weight):
@@ -140,17 +161,21 @@ class ClassLinear(torch.autograd.Function):
         return grad_inputs, grad_weight
 
     @staticmethod
-    def normalized_grads(grad_logits, inputs, weight, norm, scale, radial_target, ctx):
+    def normalized_grads(
+        grad_logits, inputs, weight, norm, scale, radial_target, ctx, column_scale=None
+    ):
         """(grad_inputs, grad_weight) of inputs @ (W/|W|)^T, block by block over the classes.
 
         Row c of grad_weight is v_c - <w_c, v_c> w_c / |w_c|^2 with v_c = sum_b G[b,c] x_b / |w_c|
         (G: grad_logits plus the target entries, whose share of <w_c, v_c> is `radial_target`;
-        the caller adds their v_c afterwards: the projection is linear).
+        the caller adds their v_c afterwards: the projection is linear). `column_scale` (default
+        `scale` = 1/|w_c|) is what column c of G is multiplied by: 1/|w_c| times a rescale factor.
         """
         dtype = ctx.compute_dtype
         need_inputs, need_weight = ctx.needs_input_grad[:2]
         # a row floored at _NORM_EPS was scaled, not normalised: it has no radial part
         radial_scale = (scale * scale).masked_fill_(norm < _NORM_EPS, 0.0)
+        scale = scale if column_scale is None else column_scale
         batch, classes = grad_logits.shape
         grad_inputs = grad_weight = None
         if need_inputs:

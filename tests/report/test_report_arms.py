@@ -78,6 +78,24 @@ def test_an_empty_arm_is_a_clear_error(tmp_path):
         compare_arms(tmp_path / "empty", [arm])
 
 
+def test_two_runs_with_one_pair_key_in_an_arm_is_a_clear_error(tmp_path):
+    # two recipes of the same head, fold and seed in one arm folder (a rerun of the same recipe
+    # supersedes the older run instead): which pairs with the reference run is ambiguous, so the
+    # error names both runs
+    write_arm(tmp_path / "arm" / "first", {(0, 0): 0.1, (1, 0): 0.2})
+    write_arm(tmp_path / "arm" / "second", {(1, 0): 0.3})
+    second = tmp_path / "arm" / "second" / "1_0" / "results.json"
+    results = json.loads(second.read_text())
+    results["config"]["optimizer"] = {"lr": 0.01}  # another recipe: another report row
+    second.write_text(json.dumps(results))
+    ref = write_arm(tmp_path / "ref", {(0, 0): 0.1, (1, 0): 0.2})
+    with pytest.raises(ValueError, match="same head, fold, seed") as error:
+        compare_arms(ref, [tmp_path / "arm"])
+    message = str(error.value)
+    assert str(tmp_path / "arm" / "first" / "1_0") in message
+    assert str(tmp_path / "arm" / "second" / "1_0") in message
+
+
 def test_the_script_prints_the_tables(tmp_path):
     scratch = write_arm(tmp_path / "scratch", SCRATCH)
     tuned = write_arm(tmp_path / "tuned", TUNED)

@@ -4,7 +4,7 @@ Each argument is a report's paired.csv (scripts/report.py) over disjoint sets of
 0-19 and 20-39 of experiment=ablation_orl_repeated reported apart. For every (group, head, metric)
 present in all files, the pooled mean difference and its exact 95% t-interval over all the pairs
 (stats.pool_intervals: from each part's n, mean and interval), written in paired.csv's columns.
-    python scripts/pool_paired.py docs/results/ablation_orl_repeated_paired.csv other/paired.csv
+    python scripts/pool_paired.py docs/results/ablation_orl_repeated_paired_0-19.csv docs/results/ablation_orl_repeated_paired_20-39.csv
 """
 
 import argparse

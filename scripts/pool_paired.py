@@ -20,7 +20,8 @@ def number(value: str) -> float | None:
     return float(value) if value not in ("", "None") else None
 
 
-def read(path: Path) -> dict[tuple[str, str, str], object]:
+def read(path: Path) -> dict:
+    """(group, head, metric) -> the Interval of its paired difference, from a paired.csv."""
     from marginface.report.stats import Interval
 
     with open(path, newline="") as f:

@@ -53,6 +53,17 @@ def loss_and_grads(head, x, labels):
     return loss.detach(), x.grad, head.weight.grad
 
 
+def assert_same_outputs_and_gradients(fused, reference, upstream, leaves):
+    """Both tuples of outputs equal, and so are the gradients of sum(output * upstream)."""
+    results = []
+    for outputs in (fused, reference):
+        total = sum((o * u).sum() for o, u in zip(outputs, upstream, strict=True))
+        results.append((outputs, torch.autograd.grad(total, leaves)))
+    (fused_out, fused_grads), (ref_out, ref_grads) = results
+    for got, expected in zip([*fused_out, *fused_grads], [*ref_out, *ref_grads], strict=True):
+        torch.testing.assert_close(got, expected, **TOLERANCE)
+
+
 @pytest.mark.parametrize("name", HEADS)
 def test_head_loss_and_gradients_match_autograd(name, small_blocks, monkeypatch):
     torch.manual_seed(0)
@@ -80,14 +91,10 @@ def test_all_three_outputs_match_autograd(normalize, needs, small_blocks):
     upstream = [torch.randn(7, 37), torch.randn(7, 1), torch.randn(7, 1)]
     upstream = [u.double() for u in upstream]
     leaves = [t for t in (x, w) if t.requires_grad]
-    results = []
-    for function in (base.ClassLinear, Reference):
-        outputs = function.apply(x, w, index, normalize)
-        total = sum((o * u).sum() for o, u in zip(outputs, upstream, strict=True))
-        results.append((outputs, torch.autograd.grad(total, leaves)))
-    (fused_out, fused_grads), (ref_out, ref_grads) = results
-    for got, expected in zip([*fused_out, *fused_grads], [*ref_out, *ref_grads], strict=True):
-        torch.testing.assert_close(got, expected, **TOLERANCE)
+    fused = base.ClassLinear.apply(x, w, index, normalize)
+    assert_same_outputs_and_gradients(
+        fused, Reference.apply(x, w, index, normalize), upstream, leaves
+    )
 
 
 def test_zero_weight_row_is_scaled_not_normalised(small_blocks):
@@ -137,10 +144,4 @@ def test_rescale_is_a_constant_factor_on_every_output_but_the_norm(normalize, ne
     torch.testing.assert_close(seen[0][1], target.detach(), **TOLERANCE)
     factor = (1.0 + logits.abs().mean() + target.sum() ** 2).detach()
     reference = (logits * factor, target * factor, target_norm)
-    results = []
-    for outputs in (fused, reference):
-        total = sum((o * u).sum() for o, u in zip(outputs, upstream, strict=True))
-        results.append((outputs, torch.autograd.grad(total, leaves)))
-    (fused_out, fused_grads), (ref_out, ref_grads) = results
-    for got, expected in zip([*fused_out, *fused_grads], [*ref_out, *ref_grads], strict=True):
-        torch.testing.assert_close(got, expected, **TOLERANCE)
+    assert_same_outputs_and_gradients(fused, reference, upstream, leaves)

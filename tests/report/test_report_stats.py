@@ -1,6 +1,10 @@
 """t-intervals without scipy, checked against scipy."""
 
+import csv
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -71,11 +75,6 @@ def test_pooling_needs_each_part_spread():
 
 
 def test_pool_paired_script_pools_two_reports_csvs(tmp_path):
-    import csv
-    import subprocess
-    import sys
-    from pathlib import Path
-
     rng = np.random.default_rng(7)
     halves = [rng.normal(-0.01, 0.01, size=20), rng.normal(-0.012, 0.008, size=20)]
     columns = ["group", "row", "metric", "n_pairs", "mean_diff", "ci95_lo", "ci95_hi", "shown"]

@@ -162,20 +162,20 @@ class ClassLinear(torch.autograd.Function):
 
     @staticmethod
     def normalized_grads(
-        grad_logits, inputs, weight, norm, scale, radial_target, ctx, column_scale=None
+        grad_logits, inputs, weight, norm, scale, radial_target, ctx, column_scale
     ):
         """(grad_inputs, grad_weight) of inputs @ (W/|W|)^T, block by block over the classes.
 
         Row c of grad_weight is v_c - <w_c, v_c> w_c / |w_c|^2 with v_c = sum_b G[b,c] x_b / |w_c|
         (G: grad_logits plus the target entries, whose share of <w_c, v_c> is `radial_target`;
-        the caller adds their v_c afterwards: the projection is linear). `column_scale` (default
-        `scale` = 1/|w_c|) is what column c of G is multiplied by: 1/|w_c| times a rescale factor.
+        the caller adds their v_c afterwards: the projection is linear). `column_scale` is what
+        column c of G is multiplied by: `scale` = 1/|w_c|, times the rescale's factor if any.
         """
         dtype = ctx.compute_dtype
         need_inputs, need_weight = ctx.needs_input_grad[:2]
         # a row floored at _NORM_EPS was scaled, not normalised: it has no radial part
         radial_scale = (scale * scale).masked_fill_(norm < _NORM_EPS, 0.0)
-        scale = scale if column_scale is None else column_scale
+        scale = column_scale
         batch, classes = grad_logits.shape
         grad_inputs = grad_weight = None
         if need_inputs:

@@ -132,7 +132,9 @@ def flops_per_image(net, shape: tuple[int, ...]) -> float:
     return 2 * counter.get_total_flops() / 8
 
 
-def extraction_rows(n_images: int, n_large: int, peak: float) -> list[tuple[str, str, str]]:
+def extraction_rows(
+    n_images: int, n_large: int, peak: float, bf16: bool = True
+) -> list[tuple[str, str, str]]:
     from marginface.backbones import IResNet, SmallFaceNet
 
     torch.manual_seed(0)
@@ -156,15 +158,23 @@ def extraction_rows(n_images: int, n_large: int, peak: float) -> list[tuple[str,
     big = IResNet(num_layers=18).eval()
     big_flops = flops_per_image(big, (3, 112, 112))
     large = torch.randint(0, 256, (n_large, 3, 112, 112), dtype=torch.uint8)
-    for bf16 in (False, True):
-        rate = throughput(big, large, 32, channels_last=True, repeats=1, bf16=bf16)
+    for autocast in (False, True) if bf16 else (False,):
+        rate = throughput(big, large, 32, channels_last=True, repeats=1, bf16=autocast)
         rows.append(
             (
                 f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last"
-                + (", bf16 autocast" if bf16 else ", fp32"),
+                + (", bf16 autocast" if autocast else ", fp32"),
                 f"{rate:,.1f} img/s",
                 f"{rate * big_flops / 1e9:.0f} GFLOP/s = {rate * big_flops / 1e9 / peak:.0%} of "
                 "the fp32 matmul peak (flip TTA: two forwards an image)",
+            )
+        )
+    if not bf16:
+        rows.append(
+            (
+                f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last, bf16 autocast",
+                "skipped",
+                "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)",
             )
         )
     return rows
@@ -244,6 +254,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--fold-rounds", type=int, default=5, help="rounds of plain vs folded BN")
     parser.add_argument("--fold-only", action="store_true", help="only the plain vs folded BN rows")
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="the IResNet bf16 row (auto: only where the CPU has avx512_bf16 or amx_bf16)",
+    )
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:
@@ -257,14 +273,16 @@ def main() -> None:
         )
         return
     rows = memory_rows(args.memory_images, args.batch_size)  # first: before other allocations
-    rows += extraction_rows(args.images, args.large_images, peak)
+    rows += extraction_rows(
+        args.images, args.large_images, peak, bf16=summary.bf16_wanted(args.bf16)
+    )
     folding = fold_rows(args.images, args.fold_rounds)
     rows += folding
     print(summary.markdown(["what", "measured", "note"], rows))
     held = next(r for r in rows if r[0].startswith("large tensors alive"))
     # batch 32, channels_last: what evaluation uses on the CPU
     extract = next(r for r in rows if "batch 32, channels_last" in r[0] and "default" in r[0])
-    iresnet = [r for r in rows if "IResNet-18" in r[0]]
+    iresnet = [r for r in rows if "IResNet-18" in r[0] and r[1] != "skipped"]
     best_big = max(iresnet, key=lambda r: float(r[1].split()[0].replace(",", "")))
     summary.add(
         args.summary,

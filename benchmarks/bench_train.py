@@ -218,6 +218,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="bare/Lightning rounds")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="bf16 autocast rows (auto: only where the CPU has avx512_bf16 or amx_bf16)",
+    )
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:
@@ -234,9 +240,13 @@ def main() -> None:
     variants = [
         ("eager fp32", net, {}),
         ("channels_last", net, {"channels_last": True}),
-        ("bf16 autocast", net, {"autocast": True}),
-        ("channels_last + bf16 autocast", net, {"channels_last": True, "autocast": True}),
     ]
+    bf16 = summary.bf16_wanted(args.bf16)
+    if bf16:
+        variants += [
+            ("bf16 autocast", net, {"autocast": True}),
+            ("channels_last + bf16 autocast", net, {"channels_last": True, "autocast": True}),
+        ]
     compile_s = None
     if not args.no_compile:
         # the first call compiles (or loads inductor's on-disk cache: much faster the second time)
@@ -259,6 +269,14 @@ def main() -> None:
                 f"train step, default backbone, B={args.batch_size}, {name}",
                 f"{s * 1e3:.1f} ms",
                 note,
+            )
+        )
+    if not bf16:
+        rows.append(
+            (
+                f"train step, default backbone, B={args.batch_size}, bf16 autocast",
+                "skipped",
+                "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)",
             )
         )
     # batch size as a lever: its own FLOP count, the default's memory format

@@ -62,6 +62,22 @@ def cpu_model_and_flags() -> tuple[str, list[str]]:
     return model, [f for f in FLAGS if f in flags]
 
 
+def native_bf16(flags: list[str] | None = None) -> bool:
+    """Whether the CPU computes bf16 in hardware (avx512_bf16 or amx_bf16).
+
+    Without either, oneDNN emulates bf16 and autocast is many times slower than fp32 (2026-12-02,
+    an AVX2 Zen 3: a training step 14x slower), so the bf16 rows are skipped unless asked for.
+    """
+    if flags is None:
+        flags = cpu_model_and_flags()[1]
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def bf16_wanted(choice: str) -> bool:
+    """The scripts' `--bf16 auto|on|off`: auto measures bf16 only where native_bf16()."""
+    return {"on": True, "off": False, "auto": native_bf16()}[choice]
+
+
 def library_versions() -> str:
     """torch, its BLAS (MKL) and oneDNN versions, the kernels it picked; FAISS's build if present."""
     import torch

@@ -23,3 +23,16 @@ def test_run_all_quick_prints_the_summary_table():
     for row in ("share of fp32 matmul peak", "Lightning vs bare loop", "no data set held twice"):
         assert row in summary
     assert "held once: yes; splits are index views: yes" in summary
+
+
+def test_bf16_rows_are_measured_only_where_the_cpu_computes_bf16_natively():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import summary
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    assert not summary.native_bf16(["avx2", "avx512f"])
+    assert summary.native_bf16(["avx2", "avx512f", "avx512_bf16"])
+    assert summary.native_bf16(["amx_bf16", "amx_tile"])
+    assert summary.bf16_wanted("on") and not summary.bf16_wanted("off")
+    assert summary.bf16_wanted("auto") == summary.native_bf16(summary.cpu_model_and_flags()[1])

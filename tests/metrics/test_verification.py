@@ -19,6 +19,7 @@ from marginface.metrics.verification import (
     eer,
     rate_key,
     roc,
+    sort_pairs,
     tar_at_far,
     threshold_at_far,
     verification_metrics,
@@ -242,3 +243,38 @@ def test_bad_folds():
         accuracy_kfold(scores, issame, folds=np.zeros(20))
     with pytest.raises(ValueError, match="one fold id per pair"):
         accuracy_kfold(scores, issame, folds=np.zeros(3))
+
+
+@settings(deadline=None, max_examples=60)
+@given(st.integers(0, 10_000), st.sampled_from([None, 3, 50]))
+def test_float32_pairs_sort_like_numpy(seed, levels):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    values = rng.normal(size=n) if levels is None else rng.integers(-levels, levels + 1, n) / 7
+    scores = values.astype(np.float32)
+    scores[rng.random(n) < 0.1] = -0.0  # signed zeros: equal values, different bits
+    scores[rng.random(n) < 0.05] = np.float32(np.inf)
+    issame = rng.random(n) < 0.4
+    order, s, g = sort_pairs(scores, issame)
+    assert np.array_equal(np.sort(order), np.arange(n))  # a permutation
+    np.testing.assert_array_equal(s, np.sort(scores)[::-1])
+    assert s.dtype == np.float32
+    # the sorted scores and labels are those of the pairs `order` names, bit for bit
+    assert np.array_equal(s.view(np.uint32), scores[order].view(np.uint32))
+    assert np.array_equal(g, issame[order])
+
+
+@settings(deadline=None, max_examples=40)
+@given(st.integers(0, 10_000), st.sampled_from([None, 4]))
+def test_float32_scores_give_the_figures_of_the_same_values_in_float64(seed, levels):
+    # float32 takes descending_order's packed-key sort, float64 np.argsort: same values, same figures
+    rng = np.random.default_rng(seed)
+    issame = rng.random(300) < 0.3
+    issame[:2] = [True, False]
+    raw = (
+        rng.normal(issame * 1.0, 1.0) if levels is None else rng.integers(-levels, levels, 300) / 3
+    )
+    scores = raw.astype(np.float32)
+    assert verification_metrics(scores, issame) == verification_metrics(
+        scores.astype(np.float64), issame
+    )

@@ -3,7 +3,8 @@
 A pair is accepted ("same identity") when its score is strictly greater than the threshold t.
 FAR(t) = share of impostor pairs with score > t, TAR(t) = share of genuine pairs with score > t,
 FRR(t) = 1 - TAR(t); all rates are fractions in [0, 1]. Scores are usually cosine similarities.
-Everything is derived from one descending sort, so 10 million pairs take about a second.
+Everything is derived from one descending sort (`sort_pairs`), so 10 million pairs take
+about two seconds on one thread.
 """
 
 from __future__ import annotations
@@ -74,6 +75,35 @@ class _Ranked:
     n_impostor: int
 
 
+def sort_pairs(scores: np.ndarray, issame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, scores[order], issame[order]) with `order` sorting the pairs by descending score.
+
+    Tie order is unspecified. float32 scores (what the evaluation produces) take a faster route
+    than np.argsort and two random gathers: each score is mapped to a uint32 whose unsigned order
+    is the float order (sign bit flipped for positive values, every bit for negative ones), and
+    one uint64 key per pair holds that uint32, then the pair's index, then its issame bit. np.sort
+    (numpy's vectorised sort, which argsort lacks) orders the keys, and the sorted scores, labels
+    and order are read back from them in sequence. 10M pairs: 0.9-1.6 s against 3.6-4.0 s for
+    argsort and two gathers (2-core AVX2 AMD EPYC, one thread, two other processes running).
+    """
+    scores, issame = np.asarray(scores), np.asarray(issame, dtype=bool)
+    n = len(scores)
+    if scores.dtype != np.float32 or n >= 2**31:
+        order = np.argsort(scores)[::-1]
+        return order, scores[order], issame[order]
+    bits = scores.view(np.uint32)
+    high = np.where(bits >> np.uint32(31), ~bits, bits | np.uint32(0x80000000))
+    key = high.astype(np.uint64) << np.uint64(32)
+    key |= np.arange(0, 2 * n, 2, dtype=np.uint64)
+    key |= issame
+    key.sort()
+    key = key[::-1]
+    low = (key & np.uint64(0xFFFFFFFF)).astype(np.int64)
+    high = (key >> np.uint64(32)).astype(np.uint32)
+    bits = np.where(high >> np.uint32(31), high ^ np.uint32(0x80000000), ~high)
+    return low >> 1, bits.view(np.float32), (low & 1).astype(bool)
+
+
 def _rank(scores: np.ndarray, issame: np.ndarray) -> _Ranked:
     scores, issame = _check_pairs(scores, issame)
     n_genuine = int(np.count_nonzero(issame))
@@ -83,9 +113,7 @@ def _rank(scores: np.ndarray, issame: np.ndarray) -> _Ranked:
             f"verification needs genuine and impostor pairs, got {n_genuine} genuine and "
             f"{n_impostor} impostor"
         )
-    order = np.argsort(scores)[::-1]
-    s = scores[order]
-    g = issame[order]
+    order, s, g = sort_pairs(scores, issame)
     ends = np.append(np.flatnonzero(s[:-1] != s[1:]), len(s) - 1)
     count = np.int32 if len(s) < 2**31 else np.int64  # halves memory traffic on big sets
     tp = np.cumsum(g, dtype=count)[ends]

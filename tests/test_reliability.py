@@ -33,6 +33,7 @@ from marginface.data.base import DataError
 from marginface.data.folder import load_folder
 from marginface.data.samplers import EpochShuffleSampler
 from marginface.heads import (
+    AdaCosHead,
     AMSoftmaxHead,
     ArcFaceHead,
     CombinedMarginHead,
@@ -323,6 +324,23 @@ def test_a_non_finite_gradient_is_caught_before_the_optimizer_step():
     assert "no checkpoint was written before it" in str(err.value)
     trainer.precision_plugin.scaler = object()  # fp16 loss scaling skips Inf steps by itself
     guard.on_before_optimizer_step(trainer, module, None)
+    assert "AdaCos" not in str(err.value)  # a head without a hint adds none
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_a_divergence_of_adacos_names_its_scale_and_the_fixed_scale_option(dynamic):
+    module, guard = TwoLayers(), NonFiniteGuard()
+    module.head = AdaCosHead(4, 3, dynamic=dynamic)
+    module.head.adaptive_scale.fill_(4.5e12)
+    trainer = SimpleNamespace(
+        global_step=7, current_epoch=3, callbacks=[], precision_plugin=SimpleNamespace()
+    )
+    with pytest.raises(NonFiniteError) as err:
+        guard.on_before_backward(trainer, module, torch.tensor(float("nan")))
+    message = str(err.value)
+    assert ("AdaCos's dynamic scale is now s=4.5e+12" in message) == dynamic
+    assert ("try loss.dynamic=false" in message) == dynamic
+    assert message.endswith("then resume with ckpt_path=last (docs/reliability.md)")
 
 
 # -- failures on disk ---------------------------------------------------------------------------

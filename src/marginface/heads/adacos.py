@@ -102,6 +102,16 @@ class AdaCosHead(MarginHead):
             log_b_avg = torch.logsumexp(others.reshape(-1), dim=0) - math.log(len(logits))
         return log_b_avg / torch.cos(theta_med.clamp(max=math.pi / 4))
 
+    def divergence_hint(self) -> str | None:
+        """What to try when training diverges: the dynamic update has no upper bound on s."""
+        if not self.dynamic:
+            return None
+        return (
+            f"AdaCos's dynamic scale is now s={float(self.adaptive_scale):g}: the paper's update has "
+            "no upper bound and runs away when non-target cosines exceed cos(theta_med) "
+            "(docs/results.md); try loss.dynamic=false (s = sqrt(2) ln(C - 1))."
+        )
+
     def log_values(self) -> dict[str, float]:
         return {"scale": float(self.adaptive_scale)} if self.dynamic else {}
 

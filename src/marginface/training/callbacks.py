@@ -186,6 +186,13 @@ def _describe_head(module: L.LightningModule) -> str:
     return f"{type(head).__name__}({head.extra_repr()})"
 
 
+def _head_hint(module: L.LightningModule) -> str:
+    """The head's own advice on a divergence (its `divergence_hint()`), as a sentence, or ""."""
+    hint = getattr(getattr(module, "head", None), "divergence_hint", None)
+    text = hint() if callable(hint) else None
+    return f"{text} " if text else ""
+
+
 def _last_good_checkpoint(trainer: L.Trainer) -> str:
     for callback in trainer.callbacks:
         if isinstance(callback, EpochCheckpoint) and callback.path.is_file():
@@ -241,8 +248,9 @@ class NonFiniteGuard(L.Callback):
         raise NonFiniteError(
             f"non-finite {what} at global step {trainer.global_step} (epoch {trainer.current_epoch}), "
             f"loss {loss}, head {_describe_head(pl_module)}: training stopped before the optimizer "
-            f"step; {_last_good_checkpoint(trainer)}. Try a lower optimizer.lr, a smaller loss.scale "
-            "or trainer.gradient_clip_val=5, then resume with ckpt_path=last (docs/reliability.md)"
+            f"step; {_last_good_checkpoint(trainer)}. {_head_hint(pl_module)}Try a lower "
+            "optimizer.lr, a smaller loss.scale or trainer.gradient_clip_val=5, then resume with "
+            "ckpt_path=last (docs/reliability.md)"
         )
 
 

@@ -174,7 +174,7 @@ def extraction_rows(
             (
                 f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last, bf16 autocast",
                 "skipped",
-                "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)",
+                summary.BF16_SKIPPED,
             )
         )
     return rows
@@ -254,12 +254,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--fold-rounds", type=int, default=5, help="rounds of plain vs folded BN")
     parser.add_argument("--fold-only", action="store_true", help="only the plain vs folded BN rows")
-    parser.add_argument(
-        "--bf16",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="the IResNet bf16 row (auto: only where the CPU has avx512_bf16 or amx_bf16)",
-    )
+    summary.add_bf16_option(parser, "the IResNet bf16 row")
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:

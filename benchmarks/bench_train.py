@@ -218,12 +218,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="bare/Lightning rounds")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument(
-        "--bf16",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="bf16 autocast rows (auto: only where the CPU has avx512_bf16 or amx_bf16)",
-    )
+    summary.add_bf16_option(parser, "the bf16 autocast rows")
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
     args = parser.parse_args()
     if args.threads:
@@ -276,7 +271,7 @@ def main() -> None:
             (
                 f"train step, default backbone, B={args.batch_size}, bf16 autocast",
                 "skipped",
-                "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)",
+                summary.BF16_SKIPPED,
             )
         )
     # batch size as a lever: its own FLOP count, the default's memory format

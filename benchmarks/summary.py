@@ -78,6 +78,20 @@ def bf16_wanted(choice: str) -> bool:
     return {"on": True, "off": False, "auto": native_bf16()}[choice]
 
 
+#: the note of a bf16 row that bf16_wanted() left out
+BF16_SKIPPED = "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)"
+
+
+def add_bf16_option(parser, rows: str) -> None:
+    """The `--bf16 auto|on|off` option of a script whose `rows` measure bf16 autocast."""
+    parser.add_argument(
+        "--bf16",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help=f"{rows} (auto: only where the CPU has avx512_bf16 or amx_bf16)",
+    )
+
+
 def library_versions() -> str:
     """torch, its BLAS (MKL) and oneDNN versions, the kernels it picked; FAISS's build if present."""
     import torch

@@ -267,7 +267,7 @@ def test_float32_pairs_sort_like_numpy(seed, levels):
 @settings(deadline=None, max_examples=40)
 @given(st.integers(0, 10_000), st.sampled_from([None, 4]))
 def test_float32_scores_give_the_figures_of_the_same_values_in_float64(seed, levels):
-    # float32 takes descending_order's packed-key sort, float64 np.argsort: same values, same figures
+    # float32 takes sort_pairs' packed-key sort, float64 np.argsort: same values, same figures
     rng = np.random.default_rng(seed)
     issame = rng.random(300) < 0.3
     issame[:2] = [True, False]

@@ -100,3 +100,70 @@ def test_distractors_from_a_set_that_generates_none_fail_validation(tmp_path):
     cfg = compose_config("train", ["data=orl", "eval.distractors=5"], tmp_path)
     with pytest.raises(ConfigError, match=r"load_orl\) cannot generate new identities"):
         validate_config(cfg)
+
+
+def test_freeze_keeps_the_named_parts_and_their_statistics_and_trains_the_rest(
+    trained, tiny_train_cfg
+):
+    _, _, ckpt = trained
+    cfg = tiny_train_cfg(
+        "loss=arcface", f"init_from={ckpt}", "freeze=[stem,down]", "eval.artifacts=false"
+    )
+    validate_config(cfg)
+    _, module = build(cfg)
+    before = {k: v.clone() for k, v in module.backbone.state_dict().items()}
+    configured = module.configure_optimizers()
+    optimizer = configured["optimizer"] if isinstance(configured, dict) else configured
+    optimised = {id(p) for group in optimizer.param_groups for p in group["params"]}
+    frozen = [p for n, p in module.backbone.named_parameters() if n.startswith(("stem", "down"))]
+    assert frozen and not any(id(p) in optimised for p in frozen)
+    module.train()
+    assert not module.backbone.stem.training and module.backbone.blocks.training
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        images = torch.randn(8, 1, 28, 24, generator=generator) * 3 + 1
+        labels = torch.arange(8) % module.head.weight.shape[0]
+        optimizer.zero_grad()
+        module.training_step((images, labels), 0).backward()
+        optimizer.step()
+    after = module.backbone.state_dict()
+    for key, value in after.items():
+        if key.startswith(("stem", "down")):  # weights and BN running statistics alike
+            assert torch.equal(value, before[key]), key
+    moved = [k for k in after if k.startswith("blocks") and not torch.equal(after[k], before[k])]
+    assert any(k.endswith("running_mean") for k in moved) and any(
+        k.endswith("weight") for k in moved
+    )
+
+
+def test_freeze_refuses_unknown_parts_and_random_weights(trained, tiny_train_cfg):
+    _, _, ckpt = trained
+    with pytest.raises(ValueError, match=r"freeze='trunk': SmallFaceNet has no such.*stem, down"):
+        build(tiny_train_cfg(f"init_from={ckpt}", "freeze=[trunk]"))
+    with pytest.raises(ConfigError, match=r"freeze=\['stem'\]: without init_from"):
+        validate_config(tiny_train_cfg("freeze=[stem]"))
+
+
+def test_a_frozen_fine_tune_runs_end_to_end_and_keeps_the_pretrained_parts(trained, tiny_train_cfg):
+    _, _, ckpt = trained
+    cfg = tiny_train_cfg(
+        f"init_from={ckpt}",
+        "freeze=[stem,down,blocks]",
+        "trainer.max_epochs=3",
+        "eval.artifacts=false",
+    )
+    # read first: the fine-tuning run writes its own last.ckpt into the same tmp run folder
+    pretrained = torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    results = train(cfg)
+    assert 0.0 <= results["open_set"]["verification"]["eer"] <= 1.0
+    tuned = torch.load(
+        Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt",
+        map_location="cpu",
+        weights_only=False,
+    )["state_dict"]
+    for key, value in tuned.items():
+        if key.startswith(("backbone.stem", "backbone.down", "backbone.blocks")):
+            assert torch.equal(value, pretrained[key]), key
+    assert not torch.equal(
+        tuned["backbone.output.fc.weight"], pretrained["backbone.output.fc.weight"]
+    )

@@ -63,6 +63,7 @@ def build_module(cfg: DictConfig, num_classes: int) -> FaceModule:
         criterion=cfg.get("criterion", "ce"),
         channels_last=bool(cfg.get("channels_last", False)),
         compile=bool(cfg.get("compile", False)),
+        frozen=tuple(cfg.get("freeze") or ()),
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
@@ -21,6 +21,10 @@ class FaceModule(L.LightningModule):
     On the validation loader of held-out images of training identities it logs `val/accuracy`; on
     the open-set loader (named by the datamodule) it returns the embeddings, which the
     OpenSetMonitor callback scores over all ranks (`open_set/eer`, `open_set/auc`).
+
+    frozen: names of backbone sub-modules (`backbone.get_submodule` paths such as "stem" or
+    "blocks.0") kept as they are, for fine-tuning: their parameters get no gradient and no
+    optimiser state, and they stay in eval mode, so batch norm keeps its pretrained statistics.
     """
 
     def __init__(
@@ -33,6 +37,7 @@ class FaceModule(L.LightningModule):
         scheduler_interval: str = "step",
         channels_last: bool = False,
         compile: bool = False,
+        frozen: Sequence[str] = (),
     ) -> None:
         super().__init__()
         if criterion not in CRITERIA:
@@ -44,6 +49,13 @@ class FaceModule(L.LightningModule):
             )
         self.backbone = backbone
         self.head = head
+        self.frozen = tuple(frozen)
+        # a plain list (not a ModuleList): the modules are the backbone's, registered there once
+        self._frozen_modules = [frozen_submodule(backbone, name) for name in self.frozen]
+        for module in self._frozen_modules:
+            # eval now as well as in train(): Lightning restores each sub-module's own mode after
+            # validation, so the mode set here is the one that the whole fit keeps
+            module.requires_grad_(False).eval()
         # NHWC lets the CPU convolution kernels run ~20% faster here (benchmarks/bench_train.py)
         self.channels_last = channels_last
         if channels_last:
@@ -58,6 +70,12 @@ class FaceModule(L.LightningModule):
         self.criterion = criterion
         self.scheduler_interval = scheduler_interval
         self._train_sums: torch.Tensor | None = None  # (loss x n, correct, n) of this epoch so far
+
+    def train(self, mode: bool = True) -> FaceModule:
+        super().train(mode)
+        for module in self._frozen_modules:
+            module.eval()  # frozen layers keep their batch-norm statistics (and no dropout)
+        return self
 
     def configure_model(self) -> None:
         self.head.setup_shard(
@@ -152,7 +170,7 @@ class FaceModule(L.LightningModule):
         return datamodule.val_loader_names[dataloader_idx]
 
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(self.parameters())
+        optimizer = self.optimizer_factory([p for p in self.parameters() if p.requires_grad])
         if self.scheduler_factory is None:
             return optimizer
         total = int(self.trainer.estimated_stepping_batches) if self._trainer is not None else 1
@@ -161,3 +179,18 @@ class FaceModule(L.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": self.scheduler_interval},
         }
+
+
+def frozen_submodule(backbone: nn.Module, name: str) -> nn.Module:
+    """The sub-module of `backbone` at the dotted path `name`, or a ValueError naming the valid ones."""
+    try:
+        module = backbone.get_submodule(str(name))
+    except AttributeError:
+        module = None
+    if module is None or module is backbone:
+        names = ", ".join(n for n, _ in backbone.named_children())
+        raise ValueError(
+            f"freeze={name!r}: {type(backbone).__name__} has no such sub-module; its parts are "
+            f"{names} (a dotted path such as blocks.0 names one block of a part)"
+        )
+    return module

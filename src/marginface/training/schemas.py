@@ -220,6 +220,17 @@ def _check_evidence_keys(tree: dict, data: dict) -> list[str]:
             f"init_from={init}: no such checkpoint (a training run keeps its weights in "
             "<run dir>/checkpoints/last.ckpt)"
         )
+    freeze = tree.get("freeze")
+    if freeze not in (None, []):
+        if not (isinstance(freeze, list) and all(isinstance(n, str) and n for n in freeze)):
+            problems.append(
+                f"freeze={freeze!r}: expected a list of backbone part names, e.g. [stem,down,blocks]"
+            )
+        elif init in (None, ""):
+            problems.append(
+                f"freeze={freeze}: without init_from the frozen layers would keep their random "
+                "initial weights; set init_from=PATH (a pretrained run's checkpoints/last.ckpt)"
+            )
     count = data.get("train_identities")
     if count is not None and not (
         isinstance(count, int) and not isinstance(count, bool) and count >= 2

@@ -342,6 +342,7 @@ def test_a_divergence_of_adacos_names_its_scale_and_the_fixed_scale_option(dynam
     assert ("AdaCos's dynamic scale is now s=4.5e+12" in message) == dynamic
     assert ("try loss.dynamic=false" in message) == dynamic
     assert message.endswith("then resume with ckpt_path=last (docs/reliability.md)")
+    assert "loss.scale" not in message  # AdaCos takes no scale argument: no advice to lower one
 
 
 # -- failures on disk ---------------------------------------------------------------------------

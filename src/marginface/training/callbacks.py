@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import random
 from pathlib import Path
@@ -193,6 +194,17 @@ def _head_hint(module: L.LightningModule) -> str:
     return f"{text} " if text else ""
 
 
+def _scale_advice(module: L.LightningModule) -> str:
+    """ "a smaller loss.scale or " where the head takes a `scale` argument (AdaCos sets its own)."""
+    head = getattr(module, "head", None)
+    head = getattr(head, "inner", head)  # a ShardedHead's wrapped head
+    try:
+        takes_scale = "scale" in inspect.signature(type(head).__init__).parameters
+    except (TypeError, ValueError):
+        takes_scale = True
+    return "a smaller loss.scale or " if takes_scale else "or "
+
+
 def _last_good_checkpoint(trainer: L.Trainer) -> str:
     for callback in trainer.callbacks:
         if isinstance(callback, EpochCheckpoint) and callback.path.is_file():
@@ -249,7 +261,7 @@ class NonFiniteGuard(L.Callback):
             f"non-finite {what} at global step {trainer.global_step} (epoch {trainer.current_epoch}), "
             f"loss {loss}, head {_describe_head(pl_module)}: training stopped before the optimizer "
             f"step; {_last_good_checkpoint(trainer)}. {_head_hint(pl_module)}Try a lower "
-            "optimizer.lr, a smaller loss.scale or trainer.gradient_clip_val=5, then resume with "
+            f"optimizer.lr, {_scale_advice(pl_module)}trainer.gradient_clip_val=5, then resume with "
             "ckpt_path=last (docs/reliability.md)"
         )
 

@@ -187,21 +187,23 @@ def _describe_head(module: L.LightningModule) -> str:
     return f"{type(head).__name__}({head.extra_repr()})"
 
 
+def _margin_head(module: L.LightningModule) -> Any:
+    """The module's head, a ShardedHead's wrapped one in its place (None without a head)."""
+    head = getattr(module, "head", None)
+    return getattr(head, "inner", head)
+
+
 def _head_hint(module: L.LightningModule) -> str:
     """The head's own advice on a divergence (its `divergence_hint()`), as a sentence, or ""."""
-    hint = getattr(getattr(module, "head", None), "divergence_hint", None)
+    hint = getattr(_margin_head(module), "divergence_hint", None)
     text = hint() if callable(hint) else None
     return f"{text} " if text else ""
 
 
 def _scale_advice(module: L.LightningModule) -> str:
     """ "a smaller loss.scale or " where the head takes a `scale` argument (AdaCos sets its own)."""
-    head = getattr(module, "head", None)
-    head = getattr(head, "inner", head)  # a ShardedHead's wrapped head
-    try:
-        takes_scale = "scale" in inspect.signature(type(head).__init__).parameters
-    except (TypeError, ValueError):
-        takes_scale = True
+    head = _margin_head(module)
+    takes_scale = head is None or "scale" in inspect.signature(type(head).__init__).parameters
     return "a smaller loss.scale or " if takes_scale else "or "
 
 

@@ -49,9 +49,8 @@ class FaceModule(L.LightningModule):
             )
         self.backbone = backbone
         self.head = head
-        self.frozen = tuple(frozen)
         # a plain list (not a ModuleList): the modules are the backbone's, registered there once
-        self._frozen_modules = [frozen_submodule(backbone, name) for name in self.frozen]
+        self._frozen_modules = [frozen_submodule(backbone, name) for name in frozen]
         for module in self._frozen_modules:
             # eval now as well as in train(): Lightning restores each sub-module's own mode after
             # validation, so the mode set here is the one that the whole fit keeps

@@ -410,3 +410,85 @@ def test_sampled_pairs_need_and_take_max_pairs(colour_folder, checkpoints, tmp_p
     with pytest.raises(ValueError, match="eval.pairs=sampled draws eval.max_pairs pairs"):
         evaluate(cfg)
     assert nothing_written(bare)
+
+
+# -- ensembles: several checkpoints scored as one model -------------------------------------------
+def ensemble(*paths: Path) -> list[str]:
+    return ["model=ensemble", f"model.ckpt_paths=[{','.join(str(p) for p in paths)}]"]
+
+
+def saved_scores(run: Path) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(run / "scores.npz") as saved:
+        return saved["scores"], saved["issame"]
+
+
+def test_an_ensemble_scores_a_pair_by_the_mean_of_its_members_cosines(
+    colour_folder, checkpoints, tmp_path
+):
+    root, _ = colour_folder
+    folder = ["data=folder", f"data.dataset.root={root}", "data.split=unseen"]
+    a, b = checkpoints["softmax"], checkpoints["arcface"]
+    single = {}
+    for name, ckpt in (("a", a), ("b", b)):
+        single[name] = evaluate(
+            compose_config("evaluate", [*folder, f"ckpt_path={ckpt}"], tmp_path / name)
+        )
+    joined = evaluate(compose_config("evaluate", [*folder, *ensemble(a, b)], tmp_path / "ab"))
+    # the same pairs in the same order, each scored by the mean of the two members' cosines
+    assert joined["pairs"]["sha1"] == single["a"]["pairs"]["sha1"] == single["b"]["pairs"]["sha1"]
+    (sa, same), (sb, _), (sab, same_ab) = (saved_scores(tmp_path / n) for n in ("a", "b", "ab"))
+    np.testing.assert_array_equal(same, same_ab)
+    np.testing.assert_allclose(sab, (sa + sb) / 2, atol=1e-6)
+    expected = roc_auc_score(same, (sa + sb) / 2)
+    assert math.isclose(joined["open_set"]["verification"]["auc"], expected, abs_tol=1e-6)
+    assert joined["loss"] == "ensemble(arcface+softmax)"
+    assert [m["path"] for m in joined["ensemble"]] == [str(a), str(b)]
+    assert joined["config"]["data"]["image_size"] == [28, 24]  # the members' input
+    assert joined["closed_set"]["accuracy"] is None and joined["open_set"]["quality"] is None
+
+
+def test_an_ensemble_whitens_each_member_by_its_own_wccn(checkpoints, tmp_path):
+    data = [o for o in TINY if o.startswith("data")]  # the members' training data, fold 0
+    a, b = checkpoints["softmax"], checkpoints["arcface"]
+    wccn = "eval.wccn=true"
+    for name, ckpt in (("a", a), ("b", b)):
+        evaluate(compose_config("evaluate", [*data, wccn, f"ckpt_path={ckpt}"], tmp_path / name))
+    evaluate(compose_config("evaluate", [*data, wccn, *ensemble(a, b)], tmp_path / "ab"))
+    (sa, _), (sb, _), (sab, _) = (saved_scores(tmp_path / n) for n in ("a", "b", "ab"))
+    np.testing.assert_allclose(sab, (sa + sb) / 2, atol=1e-6)
+    raw = evaluate(compose_config("evaluate", [*data, *ensemble(a, b)], tmp_path / "raw"))
+    assert not np.allclose(saved_scores(tmp_path / "raw")[0], sab)  # whitening did change them
+    assert raw["ensemble"][0]["fold"] == 0
+
+
+def test_an_ensemble_of_one_checkpoint_twice_is_that_checkpoint(checkpoints, tmp_path):
+    data = [o for o in TINY if o.startswith("data")]
+    ckpt = checkpoints["arcface"]
+    extra = ["eval.distractors=6"]  # distractors from the generator, embedded by every member
+    one = evaluate(compose_config("evaluate", [*data, *extra, f"ckpt_path={ckpt}"], tmp_path / "1"))
+    two = evaluate(
+        compose_config("evaluate", [*data, *extra, *ensemble(ckpt, ckpt)], tmp_path / "2")
+    )
+    np.testing.assert_allclose(
+        saved_scores(tmp_path / "2")[0], saved_scores(tmp_path / "1")[0], atol=1e-6
+    )
+    with_distractors = [r["open_set"]["identification_distractors"] for r in (one, two)]
+    assert with_distractors[0]["distractors"] == with_distractors[1]["distractors"] == 6
+    assert with_distractors[0]["rank1"] == with_distractors[1]["rank1"]
+
+
+def test_an_ensemble_needs_two_members_of_one_input(checkpoints, tmp_path):
+    data = [o for o in TINY if o.startswith("data")]
+    one = tmp_path / "one"
+    with pytest.raises(ValueError, match="at least 2 checkpoints in model.ckpt_paths"):
+        evaluate(compose_config("evaluate", [*data, *ensemble(checkpoints["softmax"])], one))
+    assert nothing_written(one)
+    ckpt = torch.load(checkpoints["arcface"], map_location="cpu", weights_only=False)
+    ckpt["marginface_config"]["data"]["image_size"] = [32, 24]
+    wider = tmp_path / "wider.ckpt"
+    torch.save(ckpt, wider)
+    run = tmp_path / "mixed"
+    cfg = compose_config("evaluate", [*data, *ensemble(checkpoints["softmax"], wider)], run)
+    with pytest.raises(ValueError, match=r"must share their input, but .*wider.ckpt"):
+        evaluate(cfg)
+    assert nothing_written(run)

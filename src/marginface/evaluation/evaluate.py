@@ -1,7 +1,8 @@
 """Open-set evaluation: embed unseen identities, score them with FAISS-backed metrics, write results and figures.
 
 `evaluate_embeddings` is shared by training (run at the end of `train`) and `scripts/evaluate.py`
-(`evaluate(cfg)`: a checkpoint, or the eigenfaces baseline, on any data set and fold).
+(`evaluate(cfg)`: a checkpoint, an ensemble of checkpoints, or the eigenfaces baseline, on any data
+set and fold).
 """
 
 from __future__ import annotations
@@ -257,6 +258,56 @@ def eigenfaces_embeddings(
     return features.astype(np.float32), labels.numpy()
 
 
+def load_ensemble(cfg: DictConfig) -> list[tuple[nn.Module, dict, str]]:
+    """`model=ensemble`: (backbone, checkpoint, path) of each of `model.ckpt_paths`, cfg.data set to
+    their common input. Fewer than two paths, or members trained on different inputs, is a ValueError."""
+    paths = [str(p) for p in (cfg.model.get("ckpt_paths") or [])]
+    if len(paths) < 2:
+        raise ValueError(
+            f"model=ensemble needs at least 2 checkpoints in model.ckpt_paths, got {paths}: "
+            "pass model.ckpt_paths=[A.ckpt,B.ckpt,...] (one checkpoint: model=checkpoint ckpt_path=A.ckpt)"
+        )
+    members = []
+    for path in paths:
+        backbone, _, ckpt = load_model(path)
+        members.append((backbone, ckpt, path))
+    wanted = fit_input_to_checkpoint(cfg, members[0][1], paths[0])
+    first = {k: wanted[k] for k in ("image_size", "channels")}
+    for _, ckpt, path in members[1:]:
+        other = {k: checkpoint_input(ckpt, {}, path)[k] for k in first}
+        if other != first:
+            raise ValueError(
+                f"model=ensemble: the members must share their input, but {path} was trained on "
+                f"{other} and {paths[0]} on {first}; ensemble checkpoints of one input size and "
+                "channel count"
+            )
+    return members
+
+
+def ensemble_embeddings(
+    cfg: DictConfig, members: list[tuple[nn.Module, dict, str]], dm: Any, images: torch.Tensor
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(open-set embeddings, distractor embeddings or None) of an ensemble.
+
+    Each member's unit embedding (whitened first with `eval.wccn`, each member by its own WCCN) is
+    concatenated and divided by sqrt(K), so the rows stay unit and a pair's cosine is the mean of the
+    K members' cosines (docs/metrics.md).
+    """
+    distractor_input = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
+    parts, distractor_parts = [], []
+    for backbone, ckpt, _ in members:
+        embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
+        embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        parts.append(embeddings)
+        if distractor_input is not None:
+            d = extract_embeddings(backbone, distractor_input, flip=cfg.eval.flip)
+            distractor_parts.append(d if whitening is None else whitening(d))
+    scale = np.float32(1.0 / np.sqrt(len(members)))
+    joined = np.concatenate(parts, axis=1) * scale
+    distractors = np.concatenate(distractor_parts, axis=1) * scale if distractor_parts else None
+    return joined, distractors
+
+
 def command_line_keys() -> set[str]:
     """The keys this Hydra run was given as overrides (`data.image_size=[56,48]` -> "data.image_size")."""
     from hydra.core.hydra_config import HydraConfig
@@ -385,21 +436,27 @@ def evaluate(cfg: DictConfig) -> dict:
             "data.verification is a pair-list protocol (verification only); use a data set of "
             "identities (data=orl, synthetic, folder, ...) or eval.distractors=0"
         )
-    if cfg.eval.get("distractors") and kind != "checkpoint":
+    if cfg.eval.get("distractors") and kind not in ("checkpoint", "ensemble"):
         raise ValueError(
-            f"eval.distractors={cfg.eval.distractors} is supported for model=checkpoint only, "
-            f"not model.kind={kind!r}"
+            f"eval.distractors={cfg.eval.distractors} is supported for model=checkpoint and "
+            f"model=ensemble, not model.kind={kind!r}"
         )
     if cfg.data.get("verification") is not None:
         results = evaluate_verification_protocol(cfg, run_dir)
         write_json(run_dir / "results.json", results)
         return results
-    if kind not in ("checkpoint", "eigenfaces"):
-        raise ValueError(f"model.kind must be 'checkpoint' or 'eigenfaces', got {kind!r}")
+    if kind not in ("checkpoint", "ensemble", "eigenfaces"):
+        raise ValueError(
+            f"model.kind must be 'checkpoint', 'ensemble' or 'eigenfaces', got {kind!r}"
+        )
     if kind == "checkpoint":  # first: the checkpoint decides how the images are decoded
         backbone, head, ckpt = load_model(cfg.ckpt_path)
         fit_input_to_checkpoint(cfg, ckpt, cfg.ckpt_path)
         loss_name = ckpt.get("loss_name", "unknown")
+    elif kind == "ensemble":
+        members = load_ensemble(cfg)
+        names = sorted({ckpt.get("loss_name", "unknown") for _, ckpt, _ in members})
+        loss_name = f"ensemble({'+'.join(names)})"
     if cfg.data.get("split") == "unseen":
         keep_every_identity(cfg)
     dm = instantiate(cfg.data)
@@ -413,6 +470,10 @@ def evaluate(cfg: DictConfig) -> dict:
                 "none; use data.split=folds or random"
             )
         embeddings, labels = eigenfaces_embeddings(dm, cfg.model.n_components, cfg.model.whiten)
+    elif kind == "ensemble":  # no closed set (each member has its own head), no norm quality
+        images, labels_t = dm.open_set()
+        labels = labels_t.numpy()
+        embeddings, distractors = ensemble_embeddings(cfg, members, dm, images)
     else:
         images, labels_t = dm.open_set()
         labels = labels_t.numpy()
@@ -443,6 +504,9 @@ def evaluate(cfg: DictConfig) -> dict:
     )
     if kind == "checkpoint":  # the report's cross-checkpoint table reads these (docs/report.md)
         results["checkpoint"] = checkpoint_summary(ckpt, cfg.ckpt_path)
+        results["pairs"] = pairs
+    if kind == "ensemble":
+        results["ensemble"] = [checkpoint_summary(ckpt, path) for _, ckpt, path in members]
         results["pairs"] = pairs
     write_json(run_dir / "results.json", results)
     verification = block["verification"]

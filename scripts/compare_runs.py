@@ -1,7 +1,7 @@
 """Paired comparison of arms: `python scripts/compare_runs.py REFERENCE ARM [ARM ...] [--out FILE]`.
 
-Each argument is a folder of finished runs (a multirun folder). Runs are paired on head, fold, seed
-and data.train_identities; for each arm the table gives both means (95% t-interval), the paired
+Each argument is a folder of finished runs (a multirun folder). Runs are paired on head (an
+ensemble of checkpoints: its members' head), fold, seed and data.train_identities; for each arm the table gives both means (95% t-interval), the paired
 difference arm minus reference with its 95% interval, and "not shown" when it includes zero.
     python scripts/compare_runs.py multirun/finetune_orl/scratch multirun/finetune_orl/pretrained_softmax
 """

@@ -71,6 +71,34 @@ def test_paired_difference_equals_scipy_and_unpaired_runs_are_left_out(tmp_path)
     assert "fewer than 2 pairs" in text
 
 
+def test_an_ensemble_of_one_head_pairs_with_that_heads_runs(tmp_path):
+    scratch = write_arm(tmp_path / "scratch", SCRATCH)
+    joined = write_arm(tmp_path / "ensemble", TUNED)
+    for path in joined.glob("*/results.json"):
+        results = json.loads(path.read_text())
+        results["loss"] = "ensemble(arcface)"
+        results["ensemble"] = [
+            {"path": "a.ckpt", "loss": "arcface"},
+            {"path": "b.ckpt", "loss": "arcface"},
+        ]
+        path.write_text(json.dumps(results))
+    _, (arm,) = compare_arms(scratch, [joined])
+    row = next(r for r in arm.rows if r.metric.name == "EER")
+    mean, lo, hi = scipy_interval(TUNED, SCRATCH)
+    assert row.pairs == 12 and arm.unpaired == 0
+    assert (row.difference.mean, row.difference.lo, row.difference.hi) == pytest.approx(
+        (mean, lo, hi), abs=1e-12
+    )
+    # members of two heads pair only with runs of that combination: none here
+    mixed = json.loads(next(joined.glob("*/results.json")).read_text())
+    mixed["ensemble"][1]["loss"] = "softmax"
+    other = tmp_path / "mixed" / "run"
+    other.mkdir(parents=True)
+    (other / "results.json").write_text(json.dumps(mixed))
+    _, (arm,) = compare_arms(scratch, [tmp_path / "mixed"])
+    assert arm.unpaired == 1
+
+
 def test_an_empty_arm_is_a_clear_error(tmp_path):
     arm = write_arm(tmp_path / "a", {(0, 0): 0.1})
     (tmp_path / "empty").mkdir()

@@ -2,7 +2,8 @@
 
 An arm is a folder of runs (a Hydra multirun folder, or any folder above results.json files). A
 run of an arm is paired with the reference arm's run of the same head, fold, seed and number of
-training identities; each metric gets both arms' means with 95% t-intervals and the paired
+training identities (an ensemble of checkpoints, `model=ensemble`, counts as its members' head);
+each metric gets both arms' means with 95% t-intervals and the paired
 difference (arm minus reference) with its 95% t-interval over the pairs (docs/metrics.md). Runs
 without a partner are counted and left out of the difference, never averaged in.
 """
@@ -29,9 +30,19 @@ DEFAULT_METRICS = tuple(
 )
 
 
+def paired_head(run: Run) -> str:
+    """The head a run is paired on: its loss, or for an ensemble (results' "ensemble" list, one
+    block per member) its members' heads joined by "+", so that an ensemble of ArcFace models
+    pairs with single ArcFace runs of the same fold and seed."""
+    members = run.results.get("ensemble")
+    if members:
+        return "+".join(sorted({str(m.get("loss", "unknown")) for m in members}))
+    return run.loss
+
+
 def pair_key(run: Run) -> PairKey:
     n = (run.config.get("data") or {}).get("train_identities")
-    return run.loss, int(run.results["fold"]), int(run.results["seed"]), n
+    return paired_head(run), int(run.results["fold"]), int(run.results["seed"]), n
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ protocol gives it no data (a fixed pairs protocol has no identification or retri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 #: the top-level keys, in the order they are written
@@ -36,6 +36,12 @@ OPEN_SET_KEYS = {
 }
 #: "timing": seconds of training and evaluation, training throughput (null where not run)
 TIMING_KEYS = ("train_s", "eval_s", "images_per_s")
+
+
+def ensemble_head(members: Sequence[Mapping[str, Any]]) -> str:
+    """The head of an ensemble (`model=ensemble`): its members' heads ("loss" of each member's
+    checkpoint block), sorted, without repeats, joined by "+" ("arcface", "arcface+softmax")."""
+    return "+".join(sorted({str(m.get("loss", "unknown")) for m in members}))
 
 
 def schema_problems(results: Mapping[str, Any]) -> list[str]:

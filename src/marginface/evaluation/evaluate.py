@@ -28,6 +28,7 @@ from marginface.inference.embed import (
     embeddings_and_norms,
     extract_embeddings,
 )
+from marginface.results import ensemble_head
 from marginface.training.failures import records_failure
 
 log = logging.getLogger(__name__)
@@ -133,10 +134,19 @@ def distractor_images(data_cfg: DictConfig, ev: DictConfig | dict, dm: Any) -> t
 
 
 def distractor_embeddings(
-    cfg: DictConfig, backbone: nn.Module, dm: Any, whitening: Any = None, device: Any = "cpu"
+    cfg: DictConfig,
+    backbone: nn.Module,
+    dm: Any,
+    whitening: Any = None,
+    device: Any = "cpu",
+    images: torch.Tensor | None = None,
 ) -> np.ndarray | None:
-    """Embeddings of the distractors (None without `eval.distractors`), whitened as the open set is."""
-    images = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
+    """Embeddings of the distractors (None without `eval.distractors`), whitened as the open set is.
+
+    `images`: the distractor images when already drawn (an ensemble embeds them once per member).
+    """
+    if images is None:
+        images = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
     if images is None:
         return None
     embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
@@ -300,8 +310,9 @@ def ensemble_embeddings(
         embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
         parts.append(embeddings)
         if distractor_input is not None:
-            d = extract_embeddings(backbone, distractor_input, flip=cfg.eval.flip)
-            distractor_parts.append(d if whitening is None else whitening(d))
+            distractor_parts.append(
+                distractor_embeddings(cfg, backbone, dm, whitening, images=distractor_input)
+            )
     scale = np.float32(1.0 / np.sqrt(len(members)))
     joined = np.concatenate(parts, axis=1) * scale
     distractors = np.concatenate(distractor_parts, axis=1) * scale if distractor_parts else None
@@ -455,8 +466,8 @@ def evaluate(cfg: DictConfig) -> dict:
         loss_name = ckpt.get("loss_name", "unknown")
     elif kind == "ensemble":
         members = load_ensemble(cfg)
-        names = sorted({ckpt.get("loss_name", "unknown") for _, ckpt, _ in members})
-        loss_name = f"ensemble({'+'.join(names)})"
+        summaries = [checkpoint_summary(ckpt, path) for _, ckpt, path in members]
+        loss_name = f"ensemble({ensemble_head(summaries)})"
     if cfg.data.get("split") == "unseen":
         keep_every_identity(cfg)
     dm = instantiate(cfg.data)
@@ -506,7 +517,7 @@ def evaluate(cfg: DictConfig) -> dict:
         results["checkpoint"] = checkpoint_summary(ckpt, cfg.ckpt_path)
         results["pairs"] = pairs
     if kind == "ensemble":
-        results["ensemble"] = [checkpoint_summary(ckpt, path) for _, ckpt, path in members]
+        results["ensemble"] = summaries
         results["pairs"] = pairs
     write_json(run_dir / "results.json", results)
     verification = block["verification"]

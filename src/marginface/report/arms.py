@@ -18,6 +18,7 @@ from marginface.report.aggregate import COMPARED, Metric
 from marginface.report.build import fmt_interval, fmt_value, md_table
 from marginface.report.runs import Run, collect
 from marginface.report.stats import Interval, mean_ci, paired_ci
+from marginface.results import ensemble_head
 
 #: what a run of one arm is paired on: head, fold, seed, training identities
 PairKey = tuple[str, int, int, int | None]
@@ -35,9 +36,7 @@ def paired_head(run: Run) -> str:
     block per member) its members' heads joined by "+", so that an ensemble of ArcFace models
     pairs with single ArcFace runs of the same fold and seed."""
     members = run.results.get("ensemble")
-    if members:
-        return "+".join(sorted({str(m.get("loss", "unknown")) for m in members}))
-    return run.loss
+    return ensemble_head(members) if members else run.loss
 
 
 def pair_key(run: Run) -> PairKey:

@@ -121,10 +121,16 @@ def test_plain_typo_is_refused_by_hydra_when_composing():
         ("data.split=kfold", r"data\.split='kfold'.*one of .*'folds', 'random', 'unseen'"),
         ("criterion=hinge", r"criterion='hinge': expected one of ce, mse"),
         ("ckpt_path=/no/such.ckpt", r"ckpt_path=/no/such\.ckpt: no such checkpoint"),
+        # a head that keeps batch statistics cannot be sharded: refused by the check, not by setup
+        (
+            "loss=curricularface head.sharded=true",
+            r"loss \(.*CurricularFaceHead\): CurricularFaceHead cannot be sharded",
+        ),
+        ("loss=adaface head.sample_rate=0.5", r"AdaFaceHead cannot be sharded or class-sampled"),
     ],
 )
 def test_wrong_types_and_values_are_named(compose_train, override, says):
-    text = problems(compose_train(*TINY, override))
+    text = problems(compose_train(*TINY, *override.split()))
     assert re.search(says, text), text
 
 

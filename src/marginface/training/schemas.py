@@ -276,14 +276,18 @@ def _generates_identities(dataset: Any) -> bool:
 
 
 def _probe_head(cfg: DictConfig) -> list[str]:
-    """Build the head on a dummy size so its range checks (scale > 0, margin < pi, ...) run now."""
-    from hydra.utils import instantiate
+    """Build the head on a dummy size so its range checks (scale > 0, margin < pi, ...) run now.
+
+    It is built with the run's `head` options, so a head that cannot be sharded or class-sampled is
+    refused here too, before any data is read.
+    """
+    from marginface.training.factory import build_head
 
     dim = OmegaConf.select(cfg, "backbone.embedding_dim", default=None)
     try:
         # 3 classes: the fewest every head takes (AdaCos' scale sqrt(2) ln(C - 1) is 0 at C = 2)
         dim = int(dim) if isinstance(dim, int) else 8
-        instantiate(cfg.loss, embedding_dim=dim, num_classes=3)
+        build_head(cfg.loss, dim, 3, cfg.get("head"))
     except Exception as error:  # noqa: BLE001 - reported with the key group, whatever it is
         cause = error.__cause__ or error
         return [f"loss ({cfg.loss.get('_target_')}): {cause}"]

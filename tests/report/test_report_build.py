@@ -218,14 +218,18 @@ def test_means_and_intervals_match_scipy(report):
     assert float(mse["mean"]) == pytest.approx(np.mean(MSE_ACC))
 
 
-def test_paired_differences_match_scipy(report):
-    rows = read_csv(report.parent / "paired.csv")
-    auc = cell(rows, "ORL", "arcface", "AUC")
-    diff = np.subtract(ARCFACE_AUC, SOFTMAX_AUC)
+def assert_paired_auc(rows, row, diff):
+    """The ORL `row`'s AUC difference in a paired CSV: 4 pairs, shown, mean and interval of `diff`."""
+    auc = cell(rows, "ORL", row, "AUC")
     lo, hi = t_interval(diff)
     assert int(auc["n_pairs"]) == 4 and auc["shown"] == "True"
     assert float(auc["mean_diff"]) == pytest.approx(diff.mean(), abs=1e-12)
     assert (float(auc["ci95_lo"]), float(auc["ci95_hi"])) == pytest.approx((lo, hi), abs=1e-12)
+
+
+def test_paired_differences_match_scipy(report):
+    rows = read_csv(report.parent / "paired.csv")
+    assert_paired_auc(rows, "arcface", np.subtract(ARCFACE_AUC, SOFTMAX_AUC))
     acc = cell(rows, "ORL", "arcface", "closed-set accuracy")
     assert float(acc["mean_diff"]) == pytest.approx(0.0, abs=1e-12) and acc["shown"] == "False"
     text = report.read_text()
@@ -235,6 +239,17 @@ def test_paired_differences_match_scipy(report):
     assert "(4 paired runs): better on AUC" in arcface
     assert "closed-set accuracy" in arcface.split("not shown on this data:")[1]
     assert "TAR@FAR=1e-3" in arcface.split("too few measured pairs")[1]
+
+
+def test_every_head_is_also_paired_against_arcface(report):
+    rows = read_csv(report.parent / "paired_arcface.csv")
+    assert_paired_auc(rows, "softmax (criterion=ce)", np.subtract(SOFTMAX_AUC, ARCFACE_AUC))
+    assert not [r for r in rows if r["row"] == "arcface"]  # the reference is not paired with itself
+    text = report.read_text()
+    assert "**Paired against arcface**" in text
+    summary = text.split("## 5.")[1].split("## Runs not used")[0]
+    line = next(x for x in summary.splitlines() if "softmax (criterion=ce) vs arcface" in x)
+    assert "better on nothing shown; worse on AUC" in line
 
 
 def test_groups_with_different_data_are_kept_apart(fake_multirun, report):

@@ -1,4 +1,4 @@
-"""Per-row means and intervals of the results.json figures, and paired differences against softmax."""
+"""Per-row means and intervals of the results.json figures, and paired differences against a reference head."""
 
 from __future__ import annotations
 
@@ -53,14 +53,19 @@ def row_table(group: Group, metrics=METRICS) -> dict[str, dict[str, Interval]]:
     }
 
 
-def is_baseline(run: Run) -> bool:
-    """The reference of the paired comparisons: plain softmax trained with cross-entropy."""
-    return run.loss == "softmax" and run.criterion == "ce"
+#: the heads the report pairs every other head against: plain softmax (the question of the project)
+#: and ArcFace (the margin head the post-2018 heads set out to improve on)
+REFERENCES = ("softmax", "arcface")
+
+
+def is_baseline(run: Run, reference: str = "softmax") -> bool:
+    """Whether `run` is the reference of paired comparisons: head `reference` trained with cross-entropy."""
+    return run.loss == reference and run.criterion == "ce"
 
 
 @dataclass(frozen=True)
 class Paired:
-    """Row minus its softmax partner (same fold, seed and recipe) on one metric."""
+    """Row minus its reference partner (same fold, seed and recipe) on one metric."""
 
     metric: Metric
     interval: Interval
@@ -73,22 +78,25 @@ class Paired:
 
     @property
     def better(self) -> bool | None:
-        """Whether the row beats softmax (in the metric's good direction); None when not shown."""
+        """Whether the row beats the reference (in the metric's good direction); None when not shown."""
         if not self.shown:
             return None
         return (self.interval.mean > 0) == self.metric.higher_is_better
 
 
-def paired_table(group: Group, metrics=COMPARED) -> dict[str, list[Paired]]:
-    """Row label -> paired differences against softmax, for every row that is not softmax with CE.
+def paired_table(
+    group: Group, metrics=COMPARED, reference: str = "softmax"
+) -> dict[str, list[Paired]]:
+    """Row label -> paired differences against the `reference` head, for every other row.
 
-    A run is paired with the softmax (criterion=ce) run of the same fold, seed and recipe (all config
-    values but the head and the criterion); runs without such a partner are left out of the pairs.
+    A run is paired with the `reference` (criterion=ce) run of the same fold, seed and recipe (all
+    config values but the head and the criterion); runs without such a partner are left out of the
+    pairs. Empty when the group has no run of the reference head.
     """
-    partners = {(r.context, r.key): r for r in group.runs if is_baseline(r)}
+    partners = {(r.context, r.key): r for r in group.runs if is_baseline(r, reference)}
     out: dict[str, list[Paired]] = {}
     for row, runs in group.rows().items():
-        if all(is_baseline(r) for r in runs) or runs[0].loss == "eigenfaces":
+        if all(is_baseline(r, reference) for r in runs) or runs[0].loss == "eigenfaces":
             continue
         matched = [
             (r, partners[(r.context, r.key)]) for r in runs if (r.context, r.key) in partners

@@ -23,6 +23,7 @@ from marginface.report.aggregate import (
     ANGLES,
     COMPARED,
     METRICS,
+    REFERENCES,
     Paired,
     is_baseline,
     paired_table,
@@ -172,16 +173,18 @@ def write_csvs(
             for row, cells in tables[g.key].items():
                 for metric, i in cells.items():
                     w.writerow([g.title, row, metric, i.n, i.mean, i.lo, i.hi, i.std])
-    with open(out / "paired.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(
-            ["group", "row", "metric", "n_pairs", "mean_diff", "ci95_lo", "ci95_hi", "shown"]
-        )
-        for g in groups:
-            for row, items in paired.get(g.key, {}).items():
-                for p in items:
-                    i = p.interval
-                    w.writerow([g.title, row, p.metric.name, i.n, i.mean, i.lo, i.hi, p.shown])
+    for reference in REFERENCES:  # paired.csv against softmax, paired_arcface.csv against ArcFace
+        name = "paired.csv" if reference == "softmax" else f"paired_{reference}.csv"
+        with open(out / name, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(
+                ["group", "row", "metric", "n_pairs", "mean_diff", "ci95_lo", "ci95_hi", "shown"]
+            )
+            for g in groups:
+                for row, items in paired.get(g.key, {}).get(reference, {}).items():
+                    for p in items:
+                        i = p.interval
+                        w.writerow([g.title, row, p.metric.name, i.n, i.mean, i.lo, i.hi, p.shown])
 
 
 def section_comparison(rep: Report, group: Group, table, paired) -> None:
@@ -214,24 +217,26 @@ def section_comparison(rep: Report, group: Group, table, paired) -> None:
         "",
     )
     rep.add(*md_table(header, body), "")
-    if not paired:
+    if not paired["softmax"]:
         rep.add(
             "No paired comparison: no softmax (criterion=ce) run shares a fold, seed and recipe with another head here.",
             "",
         )
-        return
-    rep.add(
-        f"**Paired against softmax** (same fold, seed and recipe): mean difference (head minus "
-        f"softmax) [95% CI, paired t]. {DAGGER} = the interval includes zero: **the difference is "
-        "not shown on this data**.",
-        "",
-    )
-    header = ["head", "pairs"] + [m.name for m in COMPARED]
-    body = [
-        [row, str(max(p.interval.n for p in items))] + [fmt_paired(p) for p in items]
-        for row, items in paired.items()
-    ]
-    rep.add(*md_table(header, body), "")
+    for reference, items_of in paired.items():
+        if not items_of:
+            continue
+        rep.add(
+            f"**Paired against {reference}** (same fold, seed and recipe): mean difference (head "
+            f"minus {reference}) [95% CI, paired t]. {DAGGER} = the interval includes zero: **the "
+            "difference is not shown on this data**.",
+            "",
+        )
+        header = ["head", "pairs"] + [m.name for m in COMPARED]
+        body = [
+            [row, str(max(p.interval.n for p in items))] + [fmt_paired(p) for p in items]
+            for row, items in items_of.items()
+        ]
+        rep.add(*md_table(header, body), "")
 
 
 def section_checkpoints(rep: Report, group: Group, table) -> None:
@@ -608,13 +613,15 @@ def section_summary_group(rep: Report, group: Group, table, paired) -> None:
                 "(different quantities: a description of the gap, not a test).",
             )
         )
-    for row, items in paired.items():
+    for reference, row, items in (
+        (ref, row, items) for ref, table_of in paired.items() for row, items in table_of.items()
+    ):
         better = [f"{p.metric.name} {fmt_paired(p)}" for p in items if p.better]
         worse = [f"{p.metric.name} {fmt_paired(p)}" for p in items if p.better is False]
         not_shown = [p.metric.name for p in items if not p.shown and p.interval.n >= 2]
         unmeasured = [p.metric.name for p in items if p.interval.n < 2]
         n = max(p.interval.n for p in items)
-        text = f"{group.title}, {row} vs softmax ({n} paired runs): "
+        text = f"{group.title}, {row} vs {reference} ({n} paired runs): "
         text += ("better on " + "; ".join(better)) if better else "better on nothing shown"
         if worse:
             text += "; worse on " + "; ".join(worse)
@@ -660,7 +667,7 @@ def build_report(
     toy_dir: str | Path | None = None,
     log: Callable[[str], None] | None = print,
 ) -> Path:
-    """Write report.md (+ comparison.csv, paired.csv, PNG figures) for the runs under `root`; return its path.
+    """Write report.md (+ comparison.csv, paired.csv, paired_arcface.csv, PNG figures) for the runs under `root`; return its path.
 
     `measure`: called (with `log=`) for the head-scaling measurements when neither `scaling_data` nor a
     head_scaling.json is found (scripts/report.py passes marginface.experiments.scaling.measure_for_report);
@@ -674,7 +681,8 @@ def build_report(
     groups = [g for g in collection.groups if not g.checkpoints]
     of_checkpoints = [g for g in collection.groups if g.checkpoints]
     tables = {g.key: row_table(g) for g in collection.groups}
-    paired = {g.key: paired_table(g) for g in groups}
+    # every head against softmax, and against ArcFace where the group trained it
+    paired = {g.key: {ref: paired_table(g, reference=ref) for ref in REFERENCES} for g in groups}
     write_csvs(out, groups + of_checkpoints, tables, paired)
 
     rep.add(

@@ -99,6 +99,23 @@ def test_identity_scaling_sweeps(name, ns, heads, seeds, open_ids):
     assert cfg.trainer.max_epochs == -1 and cfg.trainer.max_steps > 0
 
 
+def test_the_second_identity_scaling_config_adds_every_other_modern_head_on_one_protocol():
+    main, rest = sweep("identity_scaling"), sweep("identity_scaling_all_heads")
+    heads = {
+        name: str(cfg.hydra.sweeper.params.loss).split(",")
+        for name, cfg in (("main", main), ("rest", rest))
+    }
+    assert not set(heads["main"]) & set(heads["rest"])  # no head trained twice
+    assert MODERN_HEADS <= set(heads["main"]) | set(heads["rest"])
+    assert "cosface" not in heads["rest"]
+    for key in ("seed", "data.train_identities"):
+        assert rest.hydra.sweeper.params[key] == main.hydra.sweeper.params[key]
+    # the same protocol, so that the report pairs these runs with the main study's softmax runs
+    for key in ("data", "backbone", "trainer", "eval", "optimizer", "scheduler", "fold", "threads"):
+        assert rest[key] == main[key], key
+    assert str(rest.hydra.sweep.dir).startswith("multirun/identity_scaling/")
+
+
 def test_finetune_experiments_share_the_orl_input():
     pre, fine = sweep("pretrain_synthfaces"), sweep("finetune_orl")
     assert list(pre.data.image_size) == list(fine.data.image_size) == [56, 48]

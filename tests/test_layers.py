@@ -29,6 +29,7 @@ LAYERS = {
     "provenance": BOTTOM,
     "configs": BOTTOM,
     "results": BOTTOM,
+    "blas": BOTTOM,
     # training: build a model from a config and fit it
     "training": TRAINING,
     # inference: a trained model from its checkpoint; embed, export, enrol, identify

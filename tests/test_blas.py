@@ -58,21 +58,30 @@ def test_nothing_is_set_once_faiss_is_loaded(monkeypatch):
     assert environ == {}
 
 
-def test_faiss_loads_its_openblas_with_the_chosen_kernels():
-    """In a fresh process: import marginface, then FAISS; its OpenBLAS reports that kernel family."""
-    pytest.importorskip("threadpoolctl")
+def blas_kernels(imports: str) -> tuple[str | None, dict[str, list[str]]]:
+    """In a fresh process without OPENBLAS_CORETYPE: `imports`, then the value it ended with and the
+    kernel family of each OpenBLAS loaded, numpy's and FAISS's apart."""
     code = (
-        "import json, os, marginface, faiss\n"
+        f"import json, os, {imports}\n"
         "from threadpoolctl import threadpool_info\n"
-        "libs = [i for i in threadpool_info() if 'faiss' in i['filepath'] and i['internal_api'] == 'openblas']\n"
-        "print(json.dumps([os.environ.get('OPENBLAS_CORETYPE'), [i.get('architecture') for i in libs]]))\n"
+        "libs = [i for i in threadpool_info() if i['internal_api'] == 'openblas']\n"
+        "kinds = {k: [i.get('architecture') for i in libs if (k == 'faiss') == ('faiss' in i['filepath'])] for k in ('faiss', 'numpy')}\n"
+        "print(json.dumps([os.environ.get('OPENBLAS_CORETYPE'), kinds]))\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
-    chosen, architectures = json.loads(out.stdout.strip().splitlines()[-1])
+    chosen, kinds = json.loads(out.stdout.strip().splitlines()[-1])
+    return chosen, kinds
+
+
+def test_faiss_loads_its_openblas_with_the_chosen_kernels_and_numpy_keeps_its_own():
+    pytest.importorskip("threadpoolctl")
+    _, alone = blas_kernels("numpy")
+    chosen, kinds = blas_kernels("marginface, faiss")
     assert chosen == coretype_for(cpu_flags())
-    if chosen is None or not architectures:  # no flags to act on, or a FAISS without OpenBLAS
-        pytest.skip(f"nothing to check here (coretype {chosen}, FAISS BLAS {architectures})")
-    assert [a.lower() for a in architectures] == [chosen.lower()] * len(architectures)
+    assert kinds["numpy"] == alone["numpy"]  # numpy's OpenBLAS chose for itself
+    if chosen is None or not kinds["faiss"]:  # no flags to act on, or a FAISS without OpenBLAS
+        pytest.skip(f"nothing to check here (coretype {chosen}, FAISS BLAS {kinds['faiss']})")
+    assert [a.lower() for a in kinds["faiss"]] == [chosen.lower()] * len(kinds["faiss"])

@@ -6,8 +6,9 @@ family and model numbers. It does not know CPUs newer than itself: on a 2-core I
 search ran at 13% of the fp32 matmul peak instead of the 83% measured on an AVX2 machine
 (docs/benchmarks.md, machine D). OpenBLAS reads OPENBLAS_CORETYPE once, when the library loads, so
 the kernel family must be in the environment before the first `import faiss`; the package's
-__init__ calls `choose_openblas_coretype()` for that. A value already set (by the user, or by a
-machine that needs a particular one) is left alone, as is a process that loaded FAISS already.
+__init__ calls `choose_openblas_coretype()` for that, after loading numpy, whose own OpenBLAS keeps
+the kernels it picks itself. A value already set (by the user, or by a machine that needs a
+particular one) is left alone, as is a process that loaded FAISS already.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def choose_openblas_coretype(environ=os.environ, flags: frozenset[str] | None = 
     """
     if "OPENBLAS_CORETYPE" in environ or "faiss" in sys.modules or sys.platform != "linux":
         return None
+    # numpy's own (newer) OpenBLAS loads first and keeps its own choice: only FAISS's is told
+    import numpy  # noqa: F401
+
     core = coretype_for(cpu_flags() if flags is None else flags)
     if core is not None:
         environ["OPENBLAS_CORETYPE"] = core

@@ -13,6 +13,8 @@ import platform
 import re
 from pathlib import Path
 
+from marginface.blas import cpu_flags
+
 #: the CPU flags that decide which kernels torch and FAISS run
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 
@@ -50,15 +52,14 @@ def table(path: str) -> str:
 
 def cpu_model_and_flags() -> tuple[str, list[str]]:
     """The CPU's model name and which of FLAGS it reports (Linux /proc/cpuinfo)."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model = platform.processor() or platform.machine()
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
         return model, []
     if found := re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE):
         model = found.group(1).strip()
-    if found := re.search(r"^flags\s*:\s*(.+)$", text, re.MULTILINE):
-        flags = set(found.group(1).split())
+    flags = cpu_flags(text)  # the package's reader: the one that picks FAISS's BLAS kernels
     return model, [f for f in FLAGS if f in flags]
 
 

@@ -200,15 +200,26 @@ class ClassLinear(torch.autograd.Function):
             # one GEMM as softmax's, G^T x unscaled; then, block by block while the rows are in
             # cache, the 1/|w_c| and the projection
             grad_weight = (grad_logits.to(dtype).t() @ inputs.to(dtype)).to(weight.dtype)
-            for start in range(0, classes, PROJECTION_BLOCK):
-                stop = min(start + PROJECTION_BLOCK, classes)
-                v, w, s = grad_weight[start:stop], weight[start:stop], scale[start:stop]
-                radial = torch.linalg.vecdot(v, w).mul_(s)
-                if radial_target is not None:
-                    radial += radial_target[start:stop]
-                v.mul_(s.unsqueeze(1))
-                v.addcmul_(w, (radial * radial_scale[start:stop]).unsqueeze(1), value=-1.0)
+            ClassLinear.project_rows(grad_weight, weight, scale, radial_scale, radial_target)
         return grad_inputs, grad_weight
+
+    @staticmethod
+    def project_rows(grad_weight, weight, scale, radial_scale, radial_target=None):
+        """In place, row c of grad_weight: v_c -> s_c v_c - (s_c <w_c, v_c> + t_c) r_c w_c.
+
+        v_c = sum_b G[b,c] x_b (the unscaled GEMM), s_c = `scale` (1/|w_c|, times a rescale's
+        factor), r_c = `radial_scale` (1/|w_c|^2, 0 for a row floored at _NORM_EPS), t_c =
+        `radial_target` (the target entries' share of the radial part, or none). Block by block,
+        so that each block of rows is read once while in cache.
+        """
+        for start in range(0, grad_weight.shape[0], PROJECTION_BLOCK):
+            stop = min(start + PROJECTION_BLOCK, grad_weight.shape[0])
+            v, w, s = grad_weight[start:stop], weight[start:stop], scale[start:stop]
+            radial = torch.linalg.vecdot(v, w).mul_(s)
+            if radial_target is not None:
+                radial += radial_target[start:stop]
+            v.mul_(s.unsqueeze(1))
+            v.addcmul_(w, (radial * radial_scale[start:stop]).unsqueeze(1), value=-1.0)
 
 
 class MarginHead(Head):

@@ -7,7 +7,102 @@ import torch.nn.functional as F
 from torch import nn
 
 from marginface.heads.arcface import ArcFaceHead
-from marginface.heads.base import ClassLinear, check_int
+from marginface.heads.base import _NORM_EPS, ClassLinear, check_int
+
+
+class SubCenterLinear(torch.autograd.Function):
+    """max_k of x . W_{c,k} / |W_{c,k}| over each class's K sub-centres, (B, C), and its targets.
+
+    `weight` is (C*K, D), class-major (row c*K + k). Where ClassLinear on all C*K rows followed by
+    `.view(B, C, K).max(dim=2)` reduces over an inner axis of length K (a slow, unvectorised
+    kernel, and a (B, C*K) scatter in backward), this runs one GEMM per sub-centre k against the
+    strided (C, D) view of rows k, K+k, 2K+k, ... (BLAS reads it in place), so that every
+    (B, C) pass is contiguous: the running maximum, and in backward the gradient of each k's
+    entries. The index of the winning sub-centre is kept (uint8; ties go to the lowest k, as
+    `max`), not the K cosine maps. Targets (B, 1) are the pooled entries at the labels; their
+    gradient joins the (B, C) gradient of the sub-centre that won, so that the radial projection
+    of the weight gradient (ClassLinear.project_rows) treats them as every other entry.
+    """
+
+    @staticmethod
+    def forward(ctx, inputs, weight, labels, subcenters):
+        classes = weight.shape[0] // subcenters
+        norm = torch.linalg.vector_norm(weight, dim=1)
+        scale = norm.clamp_min(_NORM_EPS).reciprocal()
+        groups = weight.view(classes, subcenters, -1)
+        group_scale = scale.view(classes, subcenters)
+        pooled = F.linear(inputs, groups[:, 0]).mul_(group_scale[:, 0])
+        # (B, C) buffers reused for every k: a new one would fault in its pages afresh; the
+        # masks are bool written by a comparison and read as uint8 (where/masked_fill with a
+        # bool mask run an order of magnitude slower on CPU than these in-place passes)
+        which = cosine = better = None
+        if any(ctx.needs_input_grad[:2]):
+            which = torch.zeros(pooled.shape, dtype=torch.uint8, device=pooled.device)
+            better = torch.empty(pooled.shape, dtype=torch.bool, device=pooled.device)
+        for k in range(1, subcenters):
+            if cosine is None or pooled.dtype != weight.dtype:
+                cosine = F.linear(inputs, groups[:, k])
+            else:
+                torch.mm(inputs, groups[:, k].t(), out=cosine)
+            cosine.mul_(group_scale[:, k])
+            if which is not None:
+                # which <- k where this sub-centre beats all before it (ties keep the lower k)
+                index = torch.gt(cosine, pooled, out=better).view(torch.uint8).mul_(k)
+                torch.maximum(which, index, out=which)
+            torch.maximum(pooled, cosine, out=pooled)
+        target = pooled.gather(1, labels.unsqueeze(1))
+        ctx.save_for_backward(inputs, weight, labels, norm, scale, which)
+        ctx.subcenters = subcenters
+        ctx.compute_dtype = pooled.dtype
+        return pooled, target
+
+    @staticmethod
+    def backward(ctx, grad_pooled, grad_target):
+        inputs, weight, labels, norm, scale, which = ctx.saved_tensors
+        subcenters, dtype = ctx.subcenters, ctx.compute_dtype
+        need_inputs, need_weight = ctx.needs_input_grad[:2]
+        classes, dim = weight.shape[0] // subcenters, weight.shape[1]
+        groups = weight.view(classes, subcenters, dim)
+        group_scale = scale.view(classes, subcenters)
+        batch = torch.arange(len(labels), device=labels.device)
+        target_k = which[batch, labels]
+        grad_target = grad_target.squeeze(1).to(dtype)
+        grad_pooled = grad_pooled.to(dtype)
+        x = inputs.to(dtype)
+        zero = torch.zeros((), dtype=dtype, device=weight.device)
+        total = torch.promote_types(dtype, torch.float32)
+        grad_inputs = grad_weight = None
+        if need_inputs:
+            grad_inputs = torch.zeros(len(inputs), dim, dtype=total, device=weight.device)
+        if need_weight:
+            # each row is written by exactly one of the K GEMMs below: no zero fill
+            grad_weight = torch.empty_like(weight)
+            by_group = grad_weight.view(classes, subcenters, dim)
+        # the gradient of sub-centre k's entries, one (B, C) buffer for every k
+        grad = torch.empty_like(grad_pooled)
+        for k in range(subcenters):
+            torch.eq(which, k, out=grad).mul_(grad_pooled)
+            grad.index_put_(
+                (batch, labels), torch.where(target_k == k, grad_target, zero), accumulate=True
+            )
+            if need_weight:
+                if dtype == weight.dtype:
+                    torch.mm(grad.t(), x, out=by_group[:, k])
+                else:
+                    by_group[:, k] = grad.t() @ x
+            if need_inputs:
+                grad.mul_(group_scale[:, k].to(dtype))
+                w = groups[:, k].to(dtype)
+                if dtype == total:
+                    grad_inputs.addmm_(grad, w)
+                else:
+                    grad_inputs += grad @ w
+        if need_weight:
+            radial_scale = (scale * scale).masked_fill_(norm < _NORM_EPS, 0.0)
+            ClassLinear.project_rows(grad_weight, weight, scale, radial_scale)
+        if need_inputs:
+            grad_inputs = grad_inputs.to(inputs.dtype)
+        return grad_inputs, grad_weight, None, None
 
 
 class SubCenterArcFaceHead(ArcFaceHead):
@@ -47,22 +142,14 @@ class SubCenterArcFaceHead(ArcFaceHead):
         """Class logits (B, C) pooled over sub-centres; with labels, also the (B, 1) targets."""
         k = self.subcenters
         if labels is None:
-            index = torch.zeros(len(projected), 0, dtype=torch.long, device=projected.device)
-        else:
-            index = labels.long().unsqueeze(1) * k
-            if k > 1:
-                # the label's nearest sub-centre, found on the (B, K, D) rows alone: ClassLinear
-                # then hands back its target entry with the cheap B-row gradient, and no gather
-                # from the pooled logits is kept (their in-place margin update would break it)
-                with torch.no_grad():
-                    rows = F.normalize(self.weight.view(self.num_classes, k, -1)[labels], dim=2)
-                    near = torch.einsum("bkd,bd->bk", rows, projected.to(rows.dtype)).argmax(1)
-                index = index + near.unsqueeze(1)
-        logits, target, _ = ClassLinear.apply(projected, self.weight, index, True)
-        if k > 1:
-            # max with indices: its backward scatters into the rows it picked, one pass
-            logits = logits.view(len(projected), self.num_classes, k).max(dim=2).values
-        return logits, target
+            labels = torch.zeros(0, dtype=torch.long, device=projected.device)
+        if k == 1:
+            # ArcFace's own path, so that subcenters=1 is ArcFaceHead bit for bit
+            logits, target, _ = ClassLinear.apply(
+                projected, self.weight, labels.long()[:, None], True
+            )
+            return logits, target
+        return SubCenterLinear.apply(projected, self.weight, labels.long(), k)
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         self.check_inputs(embeddings, labels)

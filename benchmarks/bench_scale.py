@@ -133,7 +133,7 @@ def flops_per_image(net, shape: tuple[int, ...]) -> float:
 
 
 def extraction_rows(
-    n_images: int, n_large: int, peak: float, bf16: bool = True
+    n_images: int, n_large: int, peak: float, bf16: bool = True, skipped: str = ""
 ) -> list[tuple[str, str, str]]:
     from marginface.backbones import IResNet, SmallFaceNet
 
@@ -174,7 +174,7 @@ def extraction_rows(
             (
                 f"extract {n_large:,} x 112x112 RGB, IResNet-18, batch 32, channels_last, bf16 autocast",
                 "skipped",
-                summary.BF16_SKIPPED,
+                skipped,
             )
         )
     return rows
@@ -269,7 +269,11 @@ def main() -> None:
         return
     rows = memory_rows(args.memory_images, args.batch_size)  # first: before other allocations
     rows += extraction_rows(
-        args.images, args.large_images, peak, bf16=summary.bf16_wanted(args.bf16)
+        args.images,
+        args.large_images,
+        peak,
+        bf16=summary.bf16_wanted(args.bf16),
+        skipped=summary.bf16_skipped(args.bf16),
     )
     folding = fold_rows(args.images, args.fold_rounds)
     rows += folding

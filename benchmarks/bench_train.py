@@ -271,7 +271,7 @@ def main() -> None:
             (
                 f"train step, default backbone, B={args.batch_size}, bf16 autocast",
                 "skipped",
-                summary.BF16_SKIPPED,
+                summary.bf16_skipped(args.bf16),
             )
         )
     # batch size as a lever: its own FLOP count, the default's memory format

@@ -79,8 +79,11 @@ def bf16_wanted(choice: str) -> bool:
     return {"on": True, "off": False, "auto": native_bf16()}[choice]
 
 
-#: the note of a bf16 row that bf16_wanted() left out
-BF16_SKIPPED = "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)"
+def bf16_skipped(choice: str) -> str:
+    """The note of a bf16 row that bf16_wanted(choice) left out: asked for, or the CPU's."""
+    if choice == "off":
+        return "--bf16 off"
+    return "no avx512_bf16 or amx_bf16 on this CPU: bf16 is emulated (--bf16 on measures it)"
 
 
 def add_bf16_option(parser, rows: str) -> None:

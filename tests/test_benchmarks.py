@@ -36,3 +36,6 @@ def test_bf16_rows_are_measured_only_where_the_cpu_computes_bf16_natively():
     assert summary.native_bf16(["amx_bf16", "amx_tile"])
     assert summary.bf16_wanted("on") and not summary.bf16_wanted("off")
     assert summary.bf16_wanted("auto") == summary.native_bf16(summary.cpu_model_and_flags()[1])
+    # a row left out says why: asked for, or the CPU's lack of native bf16
+    assert summary.bf16_skipped("off") == "--bf16 off"
+    assert "no avx512_bf16 or amx_bf16" in summary.bf16_skipped("auto")

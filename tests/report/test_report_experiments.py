@@ -126,3 +126,18 @@ def test_finetune_experiments_share_the_orl_input():
         >= 3000
     )
     assert fine.data.dataset._target_.endswith("load_orl")
+
+
+def test_the_batch_128_identity_scaling_config_changes_only_the_batch_and_the_width():
+    main, wide = sweep("identity_scaling"), sweep("identity_scaling_b128")
+    capacity = sweep("identity_scaling_capacity")
+    assert main.data.batch_size == 32 and wide.data.batch_size == 128
+    assert wide.backbone == capacity.backbone and wide.backbone != main.backbone
+    # the same steps, protocol and heads: the report reads its runs as the study's
+    assert wide.trainer.max_steps == main.trainer.max_steps
+    assert wide.hydra.sweeper.params == main.hydra.sweeper.params
+    for key in ("eval", "optimizer", "scheduler", "fold", "threads", "loss"):
+        assert wide[key] == main[key], key
+    for key in set(main.data) - {"batch_size"}:
+        assert wide.data[key] == main.data[key], key
+    assert str(wide.hydra.sweep.dir).startswith("multirun/identity_scaling_b128/")

@@ -325,3 +325,48 @@ def test_a_margin_sweep_gives_one_row_per_margin_each_paired_with_softmax(tmp_pa
     auc = {row: next(p for p in items if p.metric.name == "AUC") for row, items in paired.items()}
     assert auc["arcface (loss.margin=0.5)"].interval.mean == pytest.approx(0.05)
     assert auc["arcface (loss.margin=0.1)"].pairs == [(0, 0), (1, 0)]
+
+
+def test_with_the_reference_head_in_several_settings_one_row_is_the_partner(tmp_path):
+    from marginface.report.aggregate import baseline_row, paired_table
+
+    # arcface at margin 0.5 as configured (no loss.* override) and at 0.1 (an override), and
+    # curricularface; per fold AUCs chosen so that each pairing gives a known difference
+    auc = {"arc0.5": [0.90, 0.94], "arc0.1": [0.93, 0.95], "curricularface": [0.80, 0.86]}
+    for fold in (0, 1):
+        for name, values in auc.items():
+            loss = "curricularface" if name == "curricularface" else "arcface"
+            payload = results(loss, fold, 0, ORL, values[fold], 0.9)
+            overrides = [f"loss={loss}"]
+            if name.startswith("arc"):
+                payload["config"]["loss"]["margin"] = float(name[3:])
+                if name == "arc0.1":
+                    overrides.append("loss.margin=0.1")
+            folder = write_run(tmp_path / f"{name}{fold}", payload, extras=False)
+            (folder / ".hydra" / "overrides.yaml").write_text(
+                "".join(f"- {o}\n" for o in overrides)
+            )
+    (group,) = collect(tmp_path).groups
+    assert baseline_row(group, "arcface") == "arcface (loss.margin=0.5)"
+    assert baseline_row(group, "softmax") is None
+    paired = paired_table(group, reference="arcface")
+    assert set(paired) == {"arcface (loss.margin=0.1)", "curricularface"}
+    got = {row: next(p for p in items if p.metric.name == "AUC") for row, items in paired.items()}
+    for row, name in (
+        ("arcface (loss.margin=0.1)", "arc0.1"),
+        ("curricularface", "curricularface"),
+    ):
+        diff = np.subtract(auc[name], auc["arc0.5"])
+        assert got[row].interval.mean == pytest.approx(diff.mean(), abs=1e-12)
+        lo, hi = t_interval(diff)
+        assert (got[row].interval.lo, got[row].interval.hi) == pytest.approx((lo, hi), abs=1e-12)
+    # every setting overridden: the row with the most runs is the partner
+    (tmp_path / "arc0.50" / ".hydra" / "overrides.yaml").write_text("- loss.margin=0.5\n")
+    write_run(tmp_path / "arc0.1extra", results("arcface", 2, 0, ORL, 0.9, 0.9), extras=False)
+    extra = tmp_path / "arc0.1extra"
+    payload = json.loads((extra / "results.json").read_text())
+    payload["config"]["loss"]["margin"] = 0.1
+    (extra / "results.json").write_text(json.dumps(payload))
+    (extra / ".hydra" / "overrides.yaml").write_text("- loss.margin=0.1\n")
+    (group,) = collect(tmp_path).groups
+    assert baseline_row(group, "arcface") == "arcface (loss.margin=0.1)"

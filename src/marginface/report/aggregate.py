@@ -63,6 +63,26 @@ def is_baseline(run: Run, reference: str = "softmax") -> bool:
     return run.loss == reference and run.criterion == "ce"
 
 
+def baseline_row(group: Group, reference: str = "softmax") -> str | None:
+    """The row whose runs are the partners of paired comparisons against `reference`.
+
+    Among the rows of the reference head (criterion=ce): the only one, or else the only one run
+    as conf/loss configures the head (no `loss.*` override on its command line), or else the one
+    with the most runs (the first in row order on a tie). None when the head has no row here.
+    """
+    rows = {
+        row: runs
+        for row, runs in group.rows().items()
+        if all(is_baseline(r, reference) for r in runs)
+    }
+    if len(rows) <= 1:
+        return next(iter(rows), None)
+    as_configured = [row for row, runs in rows.items() if not any(r.head_overridden for r in runs)]
+    if len(as_configured) == 1:
+        return as_configured[0]
+    return max(rows, key=lambda row: len(rows[row]))  # max keeps the first of equals
+
+
 @dataclass(frozen=True)
 class Paired:
     """Row minus its reference partner (same fold, seed and recipe) on one metric."""
@@ -91,12 +111,17 @@ def paired_table(
 
     A run is paired with the `reference` (criterion=ce) run of the same fold, seed and recipe (all
     config values but the head and the criterion); runs without such a partner are left out of the
-    pairs. Empty when the group has no run of the reference head.
+    pairs. Empty when the group has no run of the reference head. When the group holds the
+    reference head in several settings (rows such as "arcface (loss.scale=32.0)" and "arcface
+    (loss.scale=64)"), the partners come from one of them, and the others are
+    paired with it like any other row (`baseline_row`).
     """
-    partners = {(r.context, r.key): r for r in group.runs if is_baseline(r, reference)}
+    chosen = baseline_row(group, reference)
+    rows = group.rows()
+    partners = {(r.context, r.key): r for r in rows.get(chosen, [])}
     out: dict[str, list[Paired]] = {}
-    for row, runs in group.rows().items():
-        if all(is_baseline(r, reference) for r in runs) or runs[0].loss == "eigenfaces":
+    for row, runs in rows.items():
+        if row == chosen or runs[0].loss == "eigenfaces":
             continue
         matched = [
             (r, partners[(r.context, r.key)]) for r in runs if (r.context, r.key) in partners

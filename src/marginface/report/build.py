@@ -25,6 +25,7 @@ from marginface.report.aggregate import (
     METRICS,
     REFERENCES,
     Paired,
+    baseline_row,
     is_baseline,
     paired_table,
     row_table,
@@ -225,8 +226,15 @@ def section_comparison(rep: Report, group: Group, table, paired) -> None:
     for reference, items_of in paired.items():
         if not items_of:
             continue
+        chosen = baseline_row(group, reference)
+        against = reference
+        if chosen != reference:
+            against = (
+                f"{chosen}, the {reference} row that the other {reference} settings are paired "
+                "with too"
+            )
         rep.add(
-            f"**Paired against {reference}** (same fold, seed and recipe): mean difference (head "
+            f"**Paired against {against}** (same fold, seed and recipe): mean difference (head "
             f"minus {reference}) [95% CI, paired t]. {DAGGER} = the interval includes zero: **the "
             "difference is not shown on this data**.",
             "",

@@ -82,6 +82,19 @@ class Run:
     def criterion(self) -> str:
         return str(self.config.get("criterion", "ce"))
 
+    @property
+    def head_overridden(self) -> bool:
+        """Whether the run's command line set any `loss.*` value (Hydra's .hydra/overrides.yaml).
+
+        False when it ran its head as conf/loss configures it, or when the folder keeps no
+        overrides.yaml (nothing says otherwise).
+        """
+        try:
+            lines = (self.path / ".hydra" / "overrides.yaml").read_text().splitlines()
+        except OSError:
+            return False
+        return any(line.lstrip("- '\"").startswith("loss.") for line in lines)
+
     def get(self, *keys: str) -> Any:
         """results[k0][k1]...; None when any level is missing or null."""
         value: Any = self.results

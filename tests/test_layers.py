@@ -30,6 +30,7 @@ LAYERS = {
     "configs": BOTTOM,
     "results": BOTTOM,
     "blas": BOTTOM,
+    "allocator": BOTTOM,
     # training: build a model from a config and fit it
     "training": TRAINING,
     # inference: a trained model from its checkpoint; embed, export, enrol, identify

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig
 
+from marginface.allocator import keep_freed_memory
 from marginface.heads.sharded import gather_head
 from marginface.provenance import record_run
 from marginface.training.callbacks import (
@@ -49,6 +50,8 @@ def fit(cfg: DictConfig) -> Fitted:
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # its AVX probing is noise to users
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    if cfg.get("malloc_keep", True):
+        keep_freed_memory()  # freed tensors' pages reused, not faulted in afresh (allocator.py)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     run_dir = output_dir(cfg)
     name = loss_name(cfg)

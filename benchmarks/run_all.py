@@ -108,7 +108,7 @@ def main() -> None:
                 "bench_scale.py": run(
                     "bench_scale.py",
                     file,
-                    *("--images", "2000", "--fold-rounds", "3", "--memory-images", "20000"),
+                    *("--images", "1000", "--fold-rounds", "3", "--memory-images", "20000"),
                     *("--large-images", "64", *one),
                 ),
                 "bench_synthfaces.py": run("bench_synthfaces.py", file, "--rounds", "2"),

@@ -4,8 +4,8 @@ glibc's malloc serves every allocation above its mmap threshold (at most 32 MiB)
 and returns it to the kernel on free. A CPU training step allocates and frees such buffers every
 step (a (B, C) logit matrix of a large head is 100 MB at B=256, C=100,000), and each new one is
 faulted in and zeroed page by page by the kernel before PyTorch writes it: on the 2-core AVX-512
-machine D of docs/benchmarks.md that was 20-30% of a large head's step and 12% of the default
-training step. `keep_freed_memory()` tells malloc to take large blocks from its heap too
+machine D of docs/benchmarks.md (2 cores, avx2 avx512f) that was 17-30% of a large head's step and
+13% of the default training step. `keep_freed_memory()` tells malloc to take large blocks from its heap too
 (M_MMAP_MAX = 0) and to keep freed memory at the top of the heap (M_TRIM_THRESHOLD = 2 GiB), so
 later allocations of the same sizes find pages already mapped. The cost: the process's resident
 memory stays near its peak after a free instead of shrinking (the peak itself does not change),
@@ -38,11 +38,12 @@ def keep_freed_memory() -> bool:
         return False
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-        gnu_get_libc_version = libc.gnu_get_libc_version  # glibc only: musl has mallopt as a stub
-    except (OSError, AttributeError):
+    except OSError:
         return False
-    del gnu_get_libc_version
+    # glibc only (musl has mallopt as a stub): gnu_get_libc_version is glibc's own symbol
+    if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
+        return False
+    mallopt = libc.mallopt
     mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
     mallopt.restype = ctypes.c_int
     # mallopt returns 1 on success

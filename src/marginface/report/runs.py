@@ -18,6 +18,7 @@ import json
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -82,12 +83,12 @@ class Run:
     def criterion(self) -> str:
         return str(self.config.get("criterion", "ce"))
 
-    @property
+    @cached_property
     def head_overridden(self) -> bool:
         """Whether the run's command line set any `loss.*` value (Hydra's .hydra/overrides.yaml).
 
         False when it ran its head as conf/loss configures it, or when the folder keeps no
-        overrides.yaml (nothing says otherwise).
+        overrides.yaml (nothing says otherwise). Read once per run: the report asks per reference.
         """
         try:
             lines = (self.path / ".hydra" / "overrides.yaml").read_text().splitlines()

@@ -23,6 +23,7 @@ from marginface.heads import (
     MagFaceHead,
     MarginHead,
     SubCenterArcFaceHead,
+    curricularface,
 )
 from marginface.heads.sharded import ShardedHead
 from marginface.training.factory import build_head
@@ -190,6 +191,48 @@ def test_curricularface_without_hard_negatives_is_arcface(dtype):
         rtol=0.0,
         atol=1e-12 if dtype == torch.float64 else 1e-5,
     )
+
+
+@pytest.mark.parametrize("block", [1, 8, 1 << 17], ids=lambda b: f"block{b}")
+def test_curricularface_reweight_equals_autograd_through_where(block, monkeypatch):
+    """The blocked in-place re-weighting: values and gradient of where(hard, l*(t + l/s), l)."""
+    monkeypatch.setattr(
+        curricularface, "REWEIGHT_BLOCK", block
+    )  # 1 row per block; 2 (the last short); all
+    generator = torch.Generator().manual_seed(0)
+    batch, classes, s, t = 5, 4, 10.0, 0.35
+    logits = 10.0 * (2.0 * torch.rand(batch, classes, generator=generator, dtype=torch.float64) - 1)
+    bound = 10.0 * (2.0 * torch.rand(batch, 1, generator=generator, dtype=torch.float64) - 1)
+    index = torch.tensor([[0], [3], [1], [2], [2]])
+    logits[1, 2] = bound[1, 0]  # a tie: not hard (strictly greater is)
+    logits[4, 2] = bound[4, 0] + 5.0  # a target above its bound (past pi - m): still not hard
+    grad = torch.randn(batch, classes, generator=generator, dtype=torch.float64)
+
+    ours_in = logits.clone().requires_grad_()
+    ours = curricularface._Reweight.apply(
+        ours_in * 1.0,
+        bound,
+        index,
+        logits.gather(1, index),
+        torch.tensor(t, dtype=torch.float64),
+        s,
+    )
+    ours.backward(grad)
+
+    theirs_in = logits.clone().requires_grad_()
+    hard = (logits > bound).scatter_(1, index, False)
+    theirs = torch.where(hard, theirs_in * (t + theirs_in / s), theirs_in)
+    theirs.backward(grad)
+
+    assert hard.any() and (~hard).any() and not hard[1, 2] and not hard[4, 2]
+    torch.testing.assert_close(ours, theirs, rtol=0.0, atol=1e-12)
+    torch.testing.assert_close(ours_in.grad, theirs_in.grad, rtol=0.0, atol=1e-12)
+    # the slope by hand at one hard and one easy entry
+    b, j = hard.nonzero()[0].tolist()
+    assert ours_in.grad[b, j].item() == pytest.approx(
+        grad[b, j].item() * (t + 2 * logits[b, j].item() / s)
+    )
+    assert ours_in.grad[1, 2].item() == grad[1, 2].item()
 
 
 # --------------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ less sensitive than wall time to other processes on a shared machine), both rati
 the median over rounds of each round's CPU ratio (the summary's figure: it cancels drifting load).
 A step is head(embeddings, labels) -> cross_entropy -> backward, gradients reaching both the
 embeddings and the weight, as in training (heads in training mode: stateful heads update their
-state every step, as in training).
+state every step, as in training). Freed memory is kept in the process as training's default
+`malloc_keep: true` does (`--malloc-keep off`: glibc's own behaviour; the header says which).
 
 A head with K weight rows per class (sub-center ArcFace) is compared with a softmax head of C*K
 classes, timed in the same rounds (the row `softmax@C*K`): the work its GEMMs do.
@@ -93,7 +94,9 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: torch's)"
     )
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
+    summary.add_malloc_keep_option(parser)
     args = parser.parse_args()
+    summary.apply_malloc_keep(args.malloc_keep)
     if args.threads:
         torch.set_num_threads(args.threads)
 

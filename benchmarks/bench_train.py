@@ -5,6 +5,8 @@ share of the peak) in eager mode and with the options worth trying (channels_las
 torch.compile);
 a bare PyTorch loop vs Lightning over the same model, data and batch size; step time with
 in-memory synthetic batches vs the real ORL loader; the open-set evaluation of ORL; peak RSS.
+Freed memory is kept in the process as training's default `malloc_keep: true` does
+(`--malloc-keep off`: glibc's own behaviour; the header says which).
 
     .venv/bin/python benchmarks/bench_train.py [--steps 20]
 """
@@ -220,7 +222,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     summary.add_bf16_option(parser, "the bf16 autocast rows")
     parser.add_argument("--summary", help="add the headline figures to this JSON file (run_all.py)")
+    summary.add_malloc_keep_option(parser)
     args = parser.parse_args()
+    summary.apply_malloc_keep(args.malloc_keep)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = []

@@ -13,6 +13,8 @@ import platform
 import re
 from pathlib import Path
 
+from marginface.allocator import applied as allocator_applied
+from marginface.allocator import keep_freed_memory
 from marginface.blas import cpu_flags
 
 #: the CPU flags that decide which kernels torch and FAISS run
@@ -96,6 +98,23 @@ def add_bf16_option(parser, rows: str) -> None:
     )
 
 
+def add_malloc_keep_option(parser) -> None:
+    """`--malloc-keep on|off`: freed memory kept in the process, as training does by default."""
+    parser.add_argument(
+        "--malloc-keep",
+        choices=("on", "off"),
+        default="on",
+        help="glibc keeps freed memory for the next tensors, as training's default malloc_keep: "
+        "true does (src/marginface/allocator.py); off: glibc's own behaviour",
+    )
+
+
+def apply_malloc_keep(choice: str) -> None:
+    """Apply `--malloc-keep`; header() then says whether it took effect."""
+    if choice == "on":
+        keep_freed_memory()
+
+
 def library_versions() -> str:
     """torch, its BLAS (MKL) and oneDNN versions, the kernels it picked; FAISS's build if present."""
     import torch
@@ -127,6 +146,7 @@ def header() -> str:
     return (
         f"# {model}; flags: {' '.join(flags) or 'none of ' + ' '.join(FLAGS)}; "
         f"{os.cpu_count()} cores, {torch.get_num_threads()} torch threads; {library_versions()}; "
+        f"malloc_keep {'on' if allocator_applied() else 'off'}; "
         f"load average {os.getloadavg()[0]:.1f}"
     )
 

@@ -29,6 +29,11 @@ TRIM_THRESHOLD = 2**31 - 1
 _applied = False
 
 
+def applied() -> bool:
+    """Whether keep_freed_memory() took effect in this process."""
+    return _applied
+
+
 def keep_freed_memory() -> bool:
     """Set glibc's malloc to reuse freed large blocks; whether it was applied (or already was)."""
     global _applied

@@ -370,3 +370,26 @@ def test_with_the_reference_head_in_several_settings_one_row_is_the_partner(tmp_
     (extra / ".hydra" / "overrides.yaml").write_text("- loss.margin=0.1\n")
     (group,) = collect(tmp_path).groups
     assert baseline_row(group, "arcface") == "arcface (loss.margin=0.1)"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        ("- loss=arcface\n- seed=1\n", False),
+        ("- loss=arcface\n- loss.margin=0.25\n", True),
+        ("- '+loss.margin=0.25'\n", True),
+        ("- ++loss.scale=64\n", True),
+        ("- ~loss.margin\n", True),
+        ("- data.loss_weight=2\n- +trainer.losses=1\n", False),
+        (None, False),
+    ],
+)
+def test_head_overridden_reads_hydra_prefixes(tmp_path, overrides, expected):
+    folder = write_run(tmp_path / "run", results("arcface", 0, 0, ORL, 0.9, 0.9))
+    if overrides is not None:
+        (folder / ".hydra").mkdir(exist_ok=True)
+        (folder / ".hydra" / "overrides.yaml").write_text(overrides)
+    else:
+        (folder / ".hydra" / "overrides.yaml").unlink(missing_ok=True)
+    (run,) = collect(tmp_path).runs
+    assert run.head_overridden is expected

@@ -87,6 +87,9 @@ class Run:
     def head_overridden(self) -> bool:
         """Whether the run's command line set any `loss.*` value (Hydra's .hydra/overrides.yaml).
 
+        Hydra's prefixes count too: `+loss.x=` (add) and `++loss.x=` (add or override) change the
+        head as `loss.x=` does; `~loss.x` (delete) does as well. `loss=NAME` picks the head itself.
+
         False when it ran its head as conf/loss configures it, or when the folder keeps no
         overrides.yaml (nothing says otherwise). Read once per run: the report asks per reference.
         """
@@ -94,7 +97,7 @@ class Run:
             lines = (self.path / ".hydra" / "overrides.yaml").read_text().splitlines()
         except OSError:
             return False
-        return any(line.lstrip("- '\"").startswith("loss.") for line in lines)
+        return any(line.lstrip("- '\"").lstrip("+~").startswith("loss.") for line in lines)
 
     def get(self, *keys: str) -> Any:
         """results[k0][k1]...; None when any level is missing or null."""

@@ -130,3 +130,35 @@ def test_summary_names_the_n_where_the_interval_excludes_zero(report):
     _, low10, high10, _ = expected("EER", 10)
     assert low10 < 0 < high10 and "not shown at N = 10" in line
     assert (report / "identity_scaling.png").read_bytes()[:8] == PNG
+
+
+def test_a_head_setting_has_one_label_at_every_n(tmp_path):
+    # N=10 holds arcface at two margins, N=30 only one of them: it must still read as that margin
+    runs = [("softmax", None, n) for n in NS] + [("arcface", 0.25, n) for n in NS]
+    runs.append(("arcface", 0.5, 10))
+    for loss, margin, n in runs:
+        for fold, seed in KEYS:
+            run = payload(loss, n, fold, seed, SOFTMAX_EER[n, (fold, seed)] - 0.01)
+            if margin is not None:
+                run["config"]["loss"]["margin"] = margin
+            folder = tmp_path / f"{loss}{margin}_n{n}_f{fold}_s{seed}"
+            folder.mkdir()
+            (folder / "results.json").write_text(json.dumps(run))
+    from marginface.report.runs import collect
+
+    rows = {
+        group.protocol["data"]["train_identities"]: sorted(group.rows())
+        for group in collect(tmp_path).groups
+    }
+    assert rows == {
+        10: ["arcface (loss.margin=0.25)", "arcface (loss.margin=0.5)", "softmax"],
+        30: ["arcface (loss.margin=0.25)", "softmax"],
+    }
+    build_report(tmp_path, tmp_path / "report", None, False, None, log=None)
+    with open(tmp_path / "report" / "identity_scaling.csv") as f:
+        heads = {(int(r["train_identities"]), r["head"]) for r in csv.DictReader(f)}
+    assert heads == {
+        (10, "arcface (loss.margin=0.25)"),
+        (10, "arcface (loss.margin=0.5)"),
+        (30, "arcface (loss.margin=0.25)"),
+    }

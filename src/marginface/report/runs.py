@@ -336,12 +336,21 @@ def _group(runs: list[Run]) -> tuple[list[Group], list[Problem]]:
             group.checkpoints = of_checkpoints
             by_key[key] = group
         by_key[key].runs.append(run)
-    superseded: list[Problem] = []
+    # groups that differ only in data.train_identities (an identity-scaling study) are labelled
+    # together, so that one head setting reads the same at every N even where an N lacks the
+    # setting it differs from
+    studies: dict[str, list[Group]] = defaultdict(list)
     for group in by_key.values():
         if group.checkpoints:
             _label_checkpoint_rows(group)
         else:
-            _label_rows(group)
+            rest = {**group.protocol, "data": dict(group.protocol["data"])}
+            rest["data"].pop("train_identities", None)
+            studies[json.dumps(rest, sort_keys=True, default=str)].append(group)
+    for together in studies.values():
+        _label_rows([run for group in together for run in group.runs])
+    superseded: list[Problem] = []
+    for group in by_key.values():
         group.runs, dropped = _drop_reruns(group.runs)
         superseded += dropped
     groups = sorted(by_key.values(), key=lambda g: (g.synthetic, g.title, g.slug))
@@ -374,20 +383,23 @@ def _label_checkpoint_rows(group: Group) -> None:
         run.context = run.row  # never paired by fold and seed: paired on the same pairs instead
 
 
-def _label_rows(group: Group) -> None:
-    """Row = loss name + the recipe values that differ between that loss's runs in this group."""
-    recipes = {id(run): _recipe(run.config) for run in group.runs}
+def _label_rows(runs: list[Run]) -> None:
+    """Row = loss name + the recipe values that differ between that loss's runs (one group's, or
+    those of the groups of one identity-scaling study)."""
+    recipes = {id(run): _recipe(run.config) for run in runs}
     by_loss: dict[str, list[Run]] = defaultdict(list)
-    for run in group.runs:
+    for run in runs:
         by_loss[run.loss].append(run)
-    for loss, runs in by_loss.items():
-        keys = sorted({k for r in runs for k in recipes[id(r)]})
-        varying = [k for k in keys if len({json.dumps(recipes[id(r)].get(k)) for r in runs}) > 1]
-        for run in runs:
+    for loss, same_loss in by_loss.items():
+        keys = sorted({k for r in same_loss for k in recipes[id(r)]})
+        varying = [
+            k for k in keys if len({json.dumps(recipes[id(r)].get(k)) for r in same_loss}) > 1
+        ]
+        for run in same_loss:
             recipe = recipes[id(run)]
             extra = ", ".join(f"{k}={recipe.get(k)}" for k in varying)
             run.row = f"{loss} ({extra})" if extra else loss
-    for run in group.runs:
+    for run in runs:
         # what must match for a paired comparison: the recipe without the head and the criterion
         context = {
             k: v

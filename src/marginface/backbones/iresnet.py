@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from marginface.backbones.prelu import PReLU
 from marginface.backbones.small import EmbeddingOutput
 
 LAYERS = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3), 50: (3, 4, 14, 3), 100: (3, 13, 30, 3)}
@@ -21,7 +22,7 @@ class IBasicBlock(nn.Module):
             nn.BatchNorm2d(cin),
             nn.Conv2d(cin, cout, 3, padding=1, bias=False),
             nn.BatchNorm2d(cout),
-            nn.PReLU(cout),
+            PReLU(cout),
             nn.Conv2d(cout, cout, 3, stride=stride, padding=1, bias=False),
             nn.BatchNorm2d(cout),
         )
@@ -56,7 +57,7 @@ class IResNet(nn.Module):
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, padding=1, bias=False),
             nn.BatchNorm2d(widths[0]),
-            nn.PReLU(widths[0]),
+            PReLU(widths[0]),
         )
         stages, cin = [], widths[0]
         h, w = int(input_size[0]), int(input_size[1])

@@ -7,12 +7,14 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from marginface.backbones.prelu import PReLU
+
 
 def conv_bn_prelu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
         nn.BatchNorm2d(cout),
-        nn.PReLU(cout),
+        PReLU(cout),
     )
 
 

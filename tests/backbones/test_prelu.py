@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from marginface.backbones import SmallFaceNet
+from marginface.backbones import SmallFaceNet, prelu
 from marginface.backbones.prelu import PReLU, _PReLU
 
 
@@ -19,12 +19,15 @@ def both(channels: int, weight: torch.Tensor | None = None) -> tuple[PReLU, nn.P
     return ours, theirs
 
 
+@pytest.mark.parametrize("block", [1, 50, prelu.BLOCK], ids=lambda b: f"block{b}")
 @pytest.mark.parametrize(
     ("shape", "channels_last"),
     [((4, 3, 5, 6), False), ((4, 3, 5, 6), True), ((6, 5), False), ((2, 4, 7), False)],
     ids=["nchw", "channels_last", "2d", "3d"],
 )
-def test_values_and_gradients_equal_torch_prelu(shape, channels_last):
+def test_values_and_gradients_equal_torch_prelu(shape, channels_last, block, monkeypatch):
+    # one image per block, a few (the last one short), or all at once
+    monkeypatch.setattr(prelu, "BLOCK", block)
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(shape, generator=generator)
     x.view(-1)[:3] = 0.0  # x = 0 takes the slope a, as in PyTorch

@@ -141,6 +141,8 @@ def test_a_head_setting_has_one_label_at_every_n(tmp_path):
             run = payload(loss, n, fold, seed, SOFTMAX_EER[n, (fold, seed)] - 0.01)
             if margin is not None:
                 run["config"]["loss"]["margin"] = margin
+            if n == 30:  # runs from after malloc_keep existed: speed only, never part of a label
+                run["config"]["malloc_keep"] = True
             folder = tmp_path / f"{loss}{margin}_n{n}_f{fold}_s{seed}"
             folder.mkdir()
             (folder / "results.json").write_text(json.dumps(run))

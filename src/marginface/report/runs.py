@@ -30,7 +30,7 @@ _NOT_PROTOCOL = ("fold", "seed", "batch_size", "eval_batch_size", "num_workers",
 
 #: flattened config keys that never make two runs different recipes
 _COSMETIC = re.compile(
-    r"^(fold|seed|data\.fold|data\.seed|paths\..*|hydra\..*|logger\..*|callbacks\..*|threads|"
+    r"^(fold|seed|data\.fold|data\.seed|paths\..*|hydra\..*|logger\..*|callbacks\..*|threads|malloc_keep|"
     r"ckpt_path|eval\.artifacts|data\.num_workers|data\.eval_batch_size|"
     r"trainer\.(enable_progress_bar|enable_model_summary|log_every_n_steps|default_root_dir))$"
 )

@@ -178,29 +178,44 @@ class ClassLinear(torch.autograd.Function):
         scale = column_scale
         batch, classes = grad_logits.shape
         grad_inputs = grad_weight = None
+        # the sum over blocks in float32 at least: bf16 would round it once per block
+        total = torch.promote_types(dtype, torch.float32)
         if need_inputs:
-            # (G / |W|) @ W a block at a time: the scaled block of G is a small reused buffer
-            # where G * scale would be a new (B, C) tensor, each of its pages faulted in afresh
-            # the sum over blocks in float32 at least: bf16 would round it once per block
-            total = torch.promote_types(dtype, torch.float32)
             grad_inputs = torch.zeros(batch, weight.shape[1], dtype=total, device=weight.device)
-            block = torch.empty(batch, min(GEMM_BLOCK, classes), dtype=dtype, device=weight.device)
-            for start in range(0, classes, GEMM_BLOCK):
-                stop = min(start + GEMM_BLOCK, classes)
-                g = torch.mul(
-                    grad_logits[:, start:stop], scale[start:stop], out=block[:, : stop - start]
-                )
-                w = weight[start:stop]
+        if need_weight:
+            grad_weight = torch.empty_like(weight)
+            x = inputs.to(dtype)
+        # one block of classes at a time: G's columns scaled into a small reused buffer (where
+        # G * scale would be a new (B, C) tensor, each of its pages faulted in afresh), then
+        # (G / |W|) @ W for grad_inputs and (G / |W|)^T x for grad_weight's rows, which are
+        # projected right after their GEMM, while in cache
+        block = torch.empty(batch, min(GEMM_BLOCK, classes), dtype=dtype, device=weight.device)
+        for start in range(0, classes, GEMM_BLOCK):
+            stop = min(start + GEMM_BLOCK, classes)
+            g = torch.mul(
+                grad_logits[:, start:stop], scale[start:stop], out=block[:, : stop - start]
+            )
+            w = weight[start:stop]
+            if need_inputs:
                 if dtype == total:
                     grad_inputs.addmm_(g, w.to(dtype))
                 else:
                     grad_inputs += g @ w.to(dtype)
+            if need_weight:
+                rows = grad_weight[start:stop]
+                if dtype == weight.dtype:
+                    torch.mm(g.t(), x, out=rows)
+                else:
+                    rows.copy_(g.t() @ x)
+                ClassLinear.project_rows(
+                    rows,
+                    w,
+                    None,
+                    radial_scale[start:stop],
+                    None if radial_target is None else radial_target[start:stop],
+                )
+        if need_inputs:
             grad_inputs = grad_inputs.to(inputs.dtype)
-        if need_weight:
-            # one GEMM as softmax's, G^T x unscaled; then, block by block while the rows are in
-            # cache, the 1/|w_c| and the projection
-            grad_weight = (grad_logits.to(dtype).t() @ inputs.to(dtype)).to(weight.dtype)
-            ClassLinear.project_rows(grad_weight, weight, scale, radial_scale, radial_target)
         return grad_inputs, grad_weight
 
     @staticmethod
@@ -208,17 +223,21 @@ class ClassLinear(torch.autograd.Function):
         """In place, row c of grad_weight: v_c -> s_c v_c - (s_c <w_c, v_c> + t_c) r_c w_c.
 
         v_c = sum_b G[b,c] x_b (the unscaled GEMM), s_c = `scale` (1/|w_c|, times a rescale's
-        factor), r_c = `radial_scale` (1/|w_c|^2, 0 for a row floored at _NORM_EPS), t_c =
+        factor; None when v_c was computed from scaled columns of G already, s_c = 1 here),
+        r_c = `radial_scale` (1/|w_c|^2, 0 for a row floored at _NORM_EPS), t_c =
         `radial_target` (the target entries' share of the radial part, or none). Block by block,
         so that each block of rows is read once while in cache.
         """
         for start in range(0, grad_weight.shape[0], PROJECTION_BLOCK):
             stop = min(start + PROJECTION_BLOCK, grad_weight.shape[0])
-            v, w, s = grad_weight[start:stop], weight[start:stop], scale[start:stop]
-            radial = torch.linalg.vecdot(v, w).mul_(s)
+            v, w = grad_weight[start:stop], weight[start:stop]
+            radial = torch.linalg.vecdot(v, w)
+            if scale is not None:
+                s = scale[start:stop]
+                radial.mul_(s)
+                v.mul_(s.unsqueeze(1))
             if radial_target is not None:
                 radial += radial_target[start:stop]
-            v.mul_(s.unsqueeze(1))
             v.addcmul_(w, (radial * radial_scale[start:stop]).unsqueeze(1), value=-1.0)
 
 

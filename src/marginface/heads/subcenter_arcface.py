@@ -85,13 +85,15 @@ class SubCenterLinear(torch.autograd.Function):
             grad.index_put_(
                 (batch, labels), torch.where(target_k == k, grad_target, zero), accumulate=True
             )
+            # 1/|W_j| on G's columns first: both GEMMs take it from there, and the weight
+            # gradient's rows need no rescaling pass of their own before the projection
+            grad.mul_(group_scale[:, k].to(dtype))
             if need_weight:
                 if dtype == weight.dtype:
                     torch.mm(grad.t(), x, out=by_group[:, k])
                 else:
                     by_group[:, k] = grad.t() @ x
             if need_inputs:
-                grad.mul_(group_scale[:, k].to(dtype))
                 w = groups[:, k].to(dtype)
                 if dtype == total:
                     grad_inputs.addmm_(grad, w)
@@ -99,7 +101,7 @@ class SubCenterLinear(torch.autograd.Function):
                     grad_inputs += grad @ w
         if need_weight:
             radial_scale = (scale * scale).masked_fill_(norm < _NORM_EPS, 0.0)
-            ClassLinear.project_rows(grad_weight, weight, scale, radial_scale)
+            ClassLinear.project_rows(grad_weight, weight, None, radial_scale)
         if need_inputs:
             grad_inputs = grad_inputs.to(inputs.dtype)
         return grad_inputs, grad_weight, None, None

@@ -11,9 +11,10 @@ from torch.autograd.function import once_differentiable
 class PReLU(nn.PReLU):
     """torch.nn.PReLU, y = x if x > 0 else a_c * x, whose training backward is written out on a CPU.
 
-    On the 2-core AVX-512 machine D of docs/benchmarks.md PyTorch's own CPU backward of PReLU took
-    about a quarter of the default backbone's training step (47 of 199 ms at batch 32, more than its
-    batch norms); the one here takes about a third of that. The input gradient is PyTorch's bit for
+    On machine D of docs/benchmarks.md (avx2 avx512f, 2 cores) PyTorch's own CPU backward of PReLU
+    took about a quarter of the default backbone's training step (47 of 199 ms at batch 32, more than
+    its batch norms, in a profile beside other jobs); the one here took 27 ms in the same profile,
+    and the whole step is 15% shorter (quiet, by hand). The input gradient is PyTorch's bit for
     bit; the slope's gradient is summed a block at a time, so it can differ from PyTorch's in the last
     bits (by 1e-9 on the default backbone's gradients at batch 32). Under bf16 autocast it is summed in
     float32 (PyTorch's sums in bf16). Same `weight` (state-dict compatible with nn.PReLU checkpoints),

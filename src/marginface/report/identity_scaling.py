@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from marginface.report.aggregate import Metric, is_baseline, paired_table, row_table
-from marginface.report.runs import Group, describe
+from marginface.report.runs import Group, describe, without_n
 from marginface.report.stats import Interval
 
 #: the figures compared against softmax at each N
@@ -73,8 +73,7 @@ def find_studies(groups: Sequence[Group]) -> list[Study]:
         n = group.protocol["data"].get("train_identities")
         if not isinstance(n, int):
             continue
-        rest = json.loads(json.dumps(group.protocol))
-        rest["data"].pop("train_identities")
+        rest = without_n(group.protocol)
         key = json.dumps(rest, sort_keys=True)
         by_rest[key][n] = group
         rest_of[key] = rest

@@ -178,6 +178,14 @@ def protocol_of(config: dict[str, Any]) -> dict[str, Any]:
     return {"data": data, "eval": ev}
 
 
+def without_n(protocol: dict[str, Any]) -> dict[str, Any]:
+    """The protocol without data.train_identities: what the groups of one identity-scaling study share."""
+    return {
+        **protocol,
+        "data": {k: v for k, v in protocol["data"].items() if k != "train_identities"},
+    }
+
+
 def _recipe(config: dict[str, Any]) -> dict[str, Any]:
     """Flattened config keys that make a recipe, without the protocol ones (those define the group)."""
     protocol_keys = set(flatten(protocol_of(config)["data"], "data."))
@@ -344,9 +352,9 @@ def _group(runs: list[Run]) -> tuple[list[Group], list[Problem]]:
         if group.checkpoints:
             _label_checkpoint_rows(group)
         else:
-            rest = {**group.protocol, "data": dict(group.protocol["data"])}
-            rest["data"].pop("train_identities", None)
-            studies[json.dumps(rest, sort_keys=True, default=str)].append(group)
+            studies[json.dumps(without_n(group.protocol), sort_keys=True, default=str)].append(
+                group
+            )
     for together in studies.values():
         _label_rows([run for group in together for run in group.runs])
     superseded: list[Problem] = []

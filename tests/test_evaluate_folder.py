@@ -492,3 +492,111 @@ def test_an_ensemble_needs_two_members_of_one_input(checkpoints, tmp_path):
     with pytest.raises(ValueError, match=r"must share their input, but .*wider.ckpt"):
         evaluate(cfg)
     assert nothing_written(run)
+
+
+# -- score normalisation (eval.score_norm) ----------------------------------------------------------
+def by_hand_snorm(ckpt: Path, cfg, top_k: int | None = None):
+    """(pair scores, cosines, issame) of S-norm computed here from the data module's own split:
+    each open-set image's cosines against every image of the training identities."""
+    from hydra.utils import instantiate
+
+    dm = instantiate(cfg.data)
+    dm.setup()
+    backbone, _, _ = load_model(ckpt)
+    images, labels = dm.open_set()
+    e = extract_embeddings(backbone, images).astype(np.float64)
+    t = extract_embeddings(backbone, dm.training_identities()[0]).astype(np.float64)
+    z = np.sort(e @ t.T, axis=1)[:, -(top_k or t.shape[0]) :]
+    mean, std = z.mean(1), z.std(1)
+    i, j = np.triu_indices(len(e), 1)
+    cos = (e[i] * e[j]).sum(1)
+    snorm = 0.5 * ((cos - mean[i]) / std[i] + (cos - mean[j]) / std[j])
+    labels = labels.numpy()
+    return snorm, cos, labels[i] == labels[j]
+
+
+@pytest.mark.parametrize("top_k", [None, 5])
+def test_score_norm_rescales_each_pair_by_the_training_identities(checkpoints, tmp_path, top_k):
+    from marginface.metrics.verification import eer
+
+    data = [o for o in TINY if o.startswith("data")]
+    ckpt = checkpoints["arcface"]
+    extra = ["eval.score_norm=snorm", f"eval.score_norm_top_k={'null' if top_k is None else top_k}"]
+    cfg = compose_config("evaluate", [*data, f"ckpt_path={ckpt}", *extra], tmp_path / "sn")
+    normed = evaluate(cfg)
+    raw = evaluate(compose_config("evaluate", [*data, f"ckpt_path={ckpt}"], tmp_path / "raw"))
+    expected, cos, issame = by_hand_snorm(ckpt, cfg, top_k)
+    with np.load(tmp_path / "sn" / "scores.npz") as saved:
+        np.testing.assert_array_equal(saved["issame"], issame)
+        np.testing.assert_allclose(saved["scores"], expected, atol=1e-4)
+        np.testing.assert_allclose(saved["cosines"], cos, atol=1e-5)
+    verification = normed["open_set"]["verification"]
+    assert verification["eer"] == pytest.approx(eer(expected, issame), abs=1e-9)
+    assert normed["config"]["eval"]["score_norm"] == "snorm"
+    # identification and the angles stay on cosines
+    for key in ("identification", "angles"):
+        assert normed["open_set"][key] == raw["open_set"][key]
+
+
+def test_score_norm_of_an_ensemble_of_one_checkpoint_twice_is_that_checkpoint(
+    checkpoints, tmp_path
+):
+    data = [o for o in TINY if o.startswith("data")]
+    ckpt = checkpoints["arcface"]
+    extra = ["eval.score_norm=snorm", "eval.wccn=true"]  # each member's cohort whitened as it is
+    one = evaluate(compose_config("evaluate", [*data, *extra, f"ckpt_path={ckpt}"], tmp_path / "1"))
+    two = evaluate(
+        compose_config("evaluate", [*data, *extra, *ensemble(ckpt, ckpt)], tmp_path / "2")
+    )
+    np.testing.assert_allclose(
+        saved_scores(tmp_path / "2")[0], saved_scores(tmp_path / "1")[0], atol=1e-4
+    )
+    assert two["open_set"]["verification"]["eer"] == pytest.approx(
+        one["open_set"]["verification"]["eer"]
+    )
+
+
+def test_score_norm_needs_training_identities_and_a_known_method(
+    colour_folder, checkpoints, tmp_path
+):
+    from marginface.inference.gallery import load_impostor_scores
+
+    root, _ = colour_folder
+    ckpt = checkpoints["softmax"]
+    with pytest.raises(ValueError, match="data.split=unseen has none"):
+        evaluate(compose_config("evaluate", unseen(root, ckpt, "eval.score_norm=snorm"), tmp_path))
+    data = [o for o in TINY if o.startswith("data")]
+    for bad, message in (
+        ("eval.score_norm=znorm", "expected null or 'snorm'"),
+        ("eval.score_norm_top_k=1", "integer >= 2"),
+    ):
+        run = tmp_path / bad.replace("=", "_")
+        cfg = compose_config("evaluate", [*data, f"ckpt_path={ckpt}", bad], run)
+        with pytest.raises(ValueError, match=message):
+            evaluate(cfg)
+    cfg = compose_config("evaluate", [*data, "model=eigenfaces", "eval.score_norm=snorm"], tmp_path)
+    with pytest.raises(ValueError, match="model=checkpoint and model=ensemble"):
+        evaluate(cfg)
+    # a gallery threshold is a cosine: an S-normalised run cannot calibrate one
+    run = tmp_path / "normed"
+    evaluate(compose_config("evaluate", [*data, f"ckpt_path={ckpt}", "eval.score_norm=snorm"], run))
+    with pytest.raises(ValueError, match="S-normalised"):
+        load_impostor_scores(run)
+
+
+def test_training_with_score_norm_scores_the_normalised_pairs(tmp_path):
+    from marginface.metrics.verification import eer
+
+    cfg = compose_config(
+        "train",
+        [*TINY, "loss=softmax", "eval.score_norm=snorm", "eval.score_norm_top_k=4"],
+        tmp_path,
+    )
+    results = train(cfg)
+    GlobalHydra.instance().clear()
+    expected, cos, issame = by_hand_snorm(tmp_path / "checkpoints" / "last.ckpt", cfg, top_k=4)
+    with np.load(tmp_path / "scores.npz") as saved:
+        # float32 cosines over a small cohort std (4 members): relative rounding of about 1e-4
+        np.testing.assert_allclose(saved["scores"], expected, rtol=1e-3, atol=1e-4)
+        np.testing.assert_allclose(saved["cosines"], cos, atol=1e-5)
+    assert results["open_set"]["verification"]["eer"] == pytest.approx(eer(expected, issame))

@@ -81,6 +81,8 @@ def test_distractors_on_a_pair_list_protocol_are_refused(tmp_path):
         ("data.train_identities=1", "data.train_identities=1: expected null"),
         ("eval.distractors=-2", "eval.distractors=-2: expected an integer"),
         ("eval.distractor_root=/no/such/dir", "eval.distractor_root=/no/such/dir: no such folder"),
+        ("eval.score_norm=tnorm", "eval.score_norm='tnorm': expected null or 'snorm'"),
+        ("eval.score_norm_top_k=0", "eval.score_norm_top_k=0: expected null"),
     ],
 )
 def test_bad_evidence_keys_fail_validation(tiny_train_cfg, override, message):

@@ -15,11 +15,11 @@ from omegaconf import DictConfig
 
 from marginface.evaluation.diagnostics import write_diagnostics
 from marginface.evaluation.evaluate import (
-    apply_wccn,
     build_results,
     closed_set_accuracy,
     distractor_embeddings,
     evaluate_embeddings,
+    whiten_and_cohort,
 )
 from marginface.inference.embed import embeddings_and_norms
 from marginface.io import write_json
@@ -65,7 +65,9 @@ def evaluate_fitted(
     embeddings, norms = embeddings_and_norms(
         module.backbone, images, flip=cfg.eval.flip, device=device
     )
-    embeddings, whitening = apply_wccn(cfg, module.backbone, datamodule, embeddings, device=device)
+    embeddings, whitening, cohort = whiten_and_cohort(
+        cfg, module.backbone, datamodule, embeddings, device=device
+    )
     if whitening is not None and is_global_zero:
         # last.ckpt carries it (fit with these, the last weights; best.ckpt's weights may differ
         # and get theirs fit at evaluation), so enrol/identify and export use the same map
@@ -76,7 +78,13 @@ def evaluate_fitted(
     )
     distractors = distractor_embeddings(cfg, module.backbone, datamodule, whitening, device)
     block = evaluate_embeddings(
-        embeddings, labels.numpy(), cfg, run_dir, distractors=distractors, norms=norms
+        embeddings,
+        labels.numpy(),
+        cfg,
+        run_dir,
+        distractors=distractors,
+        norms=norms,
+        cohort=cohort,
     )
     if cfg.eval.get("artifacts", True):  # softmax confidence, KL check, angle statistics
         write_diagnostics(

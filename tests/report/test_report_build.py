@@ -393,3 +393,27 @@ def test_head_overridden_reads_hydra_prefixes(tmp_path, overrides, expected):
         (folder / ".hydra" / "overrides.yaml").unlink(missing_ok=True)
     (run,) = collect(tmp_path).runs
     assert run.head_overridden is expected
+
+
+def test_angle_histograms_read_cosines_beside_normalised_scores(tmp_path):
+    """An eval.score_norm run keeps S-norm scores (not cosines) and its cosines in scores.npz."""
+    from marginface.report.build import angle_histograms
+
+    cosines = np.array([0.5, 0.0, -0.5, 1.0], dtype=np.float32)  # 60, 90, 120, 0 degrees
+    issame = np.array([True, False, False, True])
+    payload = results("arcface", 0, 0, ORL, 0.9, 0.9)
+    payload["config"]["eval"] = {"score_norm": "snorm"}
+    folder = write_run(tmp_path / "run", payload, extras=False)
+    np.savez(folder / "scores.npz", scores=cosines * 7.0, issame=issame, cosines=cosines)
+    hist = angle_histograms(collect(tmp_path).runs)
+    assert hist["genuine_mean"] == pytest.approx(30.0)  # (60 + 0) / 2
+    assert hist["impostor_mean"] == pytest.approx(105.0)  # (90 + 120) / 2
+
+
+def test_a_null_eval_key_is_the_protocol_of_a_run_without_it():
+    from marginface.report.runs import protocol_of
+
+    old = {"data": ORL, "eval": {"flip": True, "wccn": False}}
+    new = {"data": ORL, "eval": {"flip": True, "wccn": False, "score_norm": None}}
+    normed = {"data": ORL, "eval": {"flip": True, "wccn": False, "score_norm": "snorm"}}
+    assert protocol_of(old) == protocol_of(new) != protocol_of(normed)

@@ -41,11 +41,12 @@ def apply_wccn(
     embeddings: np.ndarray,
     device: Any = "cpu",
     ckpt: dict | None = None,
+    train: np.ndarray | None = None,
 ) -> tuple[np.ndarray, Any]:
     """With `eval.wccn`: (whitened embeddings, the Whitening); else (embeddings, None).
 
     The whitening a checkpoint carries (a run trained with eval.wccn=true) is used as stored; otherwise
-    it is fit on the embeddings of `dm`'s training identities.
+    it is fit on the embeddings of `dm`'s training identities (`train`, when the caller has them).
     """
     from marginface.whitening import fit_wccn, stored_whitening
 
@@ -62,9 +63,37 @@ def apply_wccn(
         )
     else:
         images, labels = dm.training_identities()
-        train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+        if train is None:
+            train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
         whitening = fit_wccn(train, labels.numpy(), float(cfg.eval.get("wccn_shrinkage", 0.01)))
     return whitening(embeddings), whitening
+
+
+def whiten_and_cohort(
+    cfg: DictConfig,
+    backbone: nn.Module,
+    dm: Any,
+    embeddings: np.ndarray,
+    device: Any = "cpu",
+    ckpt: dict | None = None,
+) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """(embeddings, whitening, cohort): `apply_wccn`'s pair, and the S-norm cohort of
+    `eval.score_norm` (None without it): the embeddings of `dm`'s training identities, whitened as
+    the open set is. The training identities are embedded once for both.
+    """
+    train = None
+    if cfg.eval.get("score_norm"):
+        if dm.num_classes == 0:
+            raise ValueError(
+                f"eval.score_norm={cfg.eval.score_norm} normalises against a cohort of training "
+                "identities, and data.split=unseen has none; use data.split=folds or random, or "
+                "drop eval.score_norm"
+            )
+        images, _ = dm.training_identities()
+        train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
+    embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, device, ckpt, train)
+    cohort = None if train is None or whitening is None else whitening(train)
+    return embeddings, whitening, train if cohort is None else cohort
 
 
 @torch.no_grad()
@@ -182,6 +211,7 @@ def evaluate_embeddings(
     record: dict | None = None,
     distractors: np.ndarray | None = None,
     norms: np.ndarray | None = None,
+    cohort: np.ndarray | None = None,
 ) -> dict:
     """The results.json "open_set" block for these embeddings; scores.npz, roc.csv and figures into `run_dir`.
 
@@ -191,11 +221,14 @@ def evaluate_embeddings(
     them in the gallery: the block's "identification_distractors". `norms` (each image's embedding
     norm before normalising and whitening, `embeddings_and_norms`) is the quality that the
     block's "quality" curve rejects on; None (a baseline without one): that block is null.
+    `cohort` (embeddings of identities that are impostors to every image here, embedded and
+    whitened as `embeddings` are; `whiten_and_cohort`) is what `eval.score_norm` normalises against.
     """
     from marginface.metrics.openset import open_set_metrics
 
     ev = cfg.get("eval", {}) or {}
     seed = int(cfg.get("seed", 0))
+    cohort_stats = score_norm_statistics(ev, embeddings, cohort)
     pairs, folds = protocol_pairs(ev.get("pairs"), labels, paths, ev.get("max_pairs"), seed)
     block, scores, issame = open_set_metrics(
         embeddings,
@@ -206,20 +239,53 @@ def evaluate_embeddings(
         pairs=pairs,
         folds=folds,
         quality=norms,
+        cohort_stats=cohort_stats,
     )
     if record is not None:
         record.update(count=len(pairs[0]), sha1=pairs_fingerprint(labels, *pairs))
     if run_dir is not None and ev.get("artifacts", True):
         from marginface.evaluation.plots import write_open_set_artifacts
 
+        cosines = None
+        if cohort_stats is not None:
+            from marginface.metrics.pairs import pair_scores
+
+            cosines = pair_scores(embeddings, pairs[0], pairs[1])
         write_open_set_artifacts(
-            run_dir, scores, issame, pairs=pairs, norms=norms, quality=block["quality"]
+            run_dir,
+            scores,
+            issame,
+            pairs=pairs,
+            norms=norms,
+            quality=block["quality"],
+            cosines=cosines,
         )
     if distractors is not None:
         block["identification_distractors"] = evaluate_distractors(
             embeddings, labels, distractors, cfg
         )
     return block
+
+
+def score_norm_statistics(
+    ev: DictConfig | dict, embeddings: np.ndarray, cohort: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each image's (mean, std) against the cohort for `eval.score_norm`; None without it."""
+    method = ev.get("score_norm")
+    if not method:
+        return None
+    if method != "snorm":
+        raise ValueError(f"eval.score_norm must be null or 'snorm', got {method!r}")
+    if cohort is None:
+        raise ValueError(
+            "eval.score_norm=snorm needs a cohort (the training identities' embeddings); this "
+            "evaluation has none: it is supported for trained runs, model=checkpoint and "
+            "model=ensemble on data with training identities"
+        )
+    from marginface.metrics.score_norm import cohort_statistics
+
+    top_k = ev.get("score_norm_top_k")
+    return cohort_statistics(embeddings, cohort, None if top_k is None else int(top_k))
 
 
 def head_size(head: Head | None) -> dict[str, int] | None:
@@ -296,19 +362,21 @@ def load_ensemble(cfg: DictConfig) -> list[tuple[nn.Module, dict, str]]:
 
 def ensemble_embeddings(
     cfg: DictConfig, members: list[tuple[nn.Module, dict, str]], dm: Any, images: torch.Tensor
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """(open-set embeddings, distractor embeddings or None) of an ensemble.
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """(open-set embeddings, distractor embeddings or None, S-norm cohort or None) of an ensemble.
 
     Each member's unit embedding (whitened first with `eval.wccn`, each member by its own WCCN) is
     concatenated and divided by sqrt(K), so the rows stay unit and a pair's cosine is the mean of the
     K members' cosines (docs/metrics.md).
     """
     distractor_input = distractor_images(cfg.data, cfg.get("eval", {}) or {}, dm)
-    parts, distractor_parts = [], []
+    parts, distractor_parts, cohort_parts = [], [], []
     for backbone, ckpt, _ in members:
         embeddings = extract_embeddings(backbone, images, flip=cfg.eval.flip)
-        embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        embeddings, whitening, cohort = whiten_and_cohort(cfg, backbone, dm, embeddings, ckpt=ckpt)
         parts.append(embeddings)
+        if cohort is not None:
+            cohort_parts.append(cohort)
         if distractor_input is not None:
             distractor_parts.append(
                 distractor_embeddings(cfg, backbone, dm, whitening, images=distractor_input)
@@ -316,7 +384,8 @@ def ensemble_embeddings(
     scale = np.float32(1.0 / np.sqrt(len(members)))
     joined = np.concatenate(parts, axis=1) * scale
     distractors = np.concatenate(distractor_parts, axis=1) * scale if distractor_parts else None
-    return joined, distractors
+    cohort = np.concatenate(cohort_parts, axis=1) * scale if cohort_parts else None
+    return joined, distractors, cohort
 
 
 def command_line_keys() -> set[str]:
@@ -440,7 +509,7 @@ def evaluate(cfg: DictConfig) -> dict:
     kind = cfg.model.kind
     start = time.perf_counter()
     quiet_libraries()
-    head, loss_name, closed, distractors, norms = None, kind, None, None, None
+    head, loss_name, closed, distractors, norms, cohort = None, kind, None, None, None, None
     if cfg.eval.get("distractors") and cfg.data.get("verification") is not None:
         raise ValueError(
             f"eval.distractors={cfg.eval.distractors} needs an identification gallery, but "
@@ -451,6 +520,22 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(
             f"eval.distractors={cfg.eval.distractors} is supported for model=checkpoint and "
             f"model=ensemble, not model.kind={kind!r}"
+        )
+    from marginface.training.schemas import score_norm_problems
+
+    problems = score_norm_problems(OmegaConf.to_container(cfg.eval, resolve=True))
+    if problems:
+        raise ValueError("; ".join(problems))
+    if cfg.eval.get("score_norm") and kind not in ("checkpoint", "ensemble"):
+        raise ValueError(
+            f"eval.score_norm={cfg.eval.score_norm} is supported for model=checkpoint and "
+            f"model=ensemble, not model.kind={kind!r}"
+        )
+    if cfg.eval.get("score_norm") and cfg.data.get("verification") is not None:
+        raise ValueError(
+            f"eval.score_norm={cfg.eval.score_norm} normalises against a cohort of training "
+            "identities, but data.verification is a pair-list protocol with no labelled identities; "
+            "drop eval.score_norm"
         )
     if cfg.data.get("verification") is not None:
         results = evaluate_verification_protocol(cfg, run_dir)
@@ -484,12 +569,12 @@ def evaluate(cfg: DictConfig) -> dict:
     elif kind == "ensemble":  # no closed set (each member has its own head), no norm quality
         images, labels_t = dm.open_set()
         labels = labels_t.numpy()
-        embeddings, distractors = ensemble_embeddings(cfg, members, dm, images)
+        embeddings, distractors, cohort = ensemble_embeddings(cfg, members, dm, images)
     else:
         images, labels_t = dm.open_set()
         labels = labels_t.numpy()
         embeddings, norms = embeddings_and_norms(backbone, images, flip=cfg.eval.flip)
-        embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, ckpt=ckpt)
+        embeddings, whitening, cohort = whiten_and_cohort(cfg, backbone, dm, embeddings, ckpt=ckpt)
         distractors = distractor_embeddings(cfg, backbone, dm, whitening)
         if dm.num_classes and dm.num_classes == ckpt["num_classes"]:
             closed = closed_set_accuracy(backbone, head, *dm.closed_set())
@@ -503,6 +588,7 @@ def evaluate(cfg: DictConfig) -> dict:
         pairs,
         distractors=distractors,
         norms=norms,
+        cohort=cohort,
     )
     eval_s = time.perf_counter() - start
     results = build_results(

@@ -105,16 +105,30 @@ def _two_histograms(
     return _save(fig, path)
 
 
-def plot_score_hist(scores: np.ndarray, issame: np.ndarray, path: str | Path) -> Path:
-    """Histograms (densities) of genuine and impostor pair scores (cosine similarity) to `path`."""
+def plot_score_hist(
+    scores: np.ndarray, issame: np.ndarray, path: str | Path, normalized: bool = False
+) -> Path:
+    """Histograms (densities) of genuine and impostor pair scores to `path`: cosine similarity, or
+    with `normalized` S-norm scores (cohort standard deviations, metrics/score_norm.py)."""
     scores = np.asarray(scores, dtype=np.float64)
+    if not normalized:
+        return _two_histograms(
+            scores,
+            issame,
+            np.linspace(-1.0, 1.0, 101),
+            "cosine similarity of the pair (unitless, -1 to 1)",
+            "density (fraction of pairs per unit of cosine)",
+            "Open-set pair scores",
+            path,
+        )
+    low, high = (float(scores.min()), float(scores.max())) if len(scores) else (-1.0, 1.0)
     return _two_histograms(
         scores,
         issame,
-        np.linspace(-1.0, 1.0, 101),
-        "cosine similarity of the pair (unitless, -1 to 1)",
-        "density (fraction of pairs per unit of cosine)",
-        "Open-set pair scores",
+        np.linspace(low, max(high, low + 1e-6), 101),
+        "S-norm score of the pair (cohort standard deviations)",
+        "density (fraction of pairs per unit of score)",
+        "Open-set pair scores, S-normalised",
         path,
     )
 
@@ -162,12 +176,15 @@ def write_open_set_artifacts(
     pairs: tuple[np.ndarray, np.ndarray] | None = None,
     norms: np.ndarray | None = None,
     quality: Mapping | None = None,
+    cosines: np.ndarray | None = None,
 ) -> list[Path]:
     """Write scores.npz, roc.csv, roc.png, scores.png, angles.png (and quality.png, given the
     results' `quality` block) into run_dir; return the paths.
 
     scores.npz holds `scores` and `issame` per pair, plus `i` and `j` (the pair's image indices)
-    given `pairs`, and `norms` (each image's embedding norm) given `norms`.
+    given `pairs`, and `norms` (each image's embedding norm) given `norms`. `cosines`: each pair's
+    cosine when `scores` are S-normalised (eval.score_norm); scores.npz then holds them too, and
+    angles.png is drawn from them.
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -180,6 +197,8 @@ def write_open_set_artifacts(
         arrays.update(i=np.asarray(pairs[0], np.int64), j=np.asarray(pairs[1], np.int64))
     if norms is not None:
         arrays["norms"] = np.asarray(norms, dtype=np.float32)
+    if cosines is not None:
+        arrays["cosines"] = np.asarray(cosines, dtype=np.float32)
     npz = run_dir / "scores.npz"
     with atomic_file(npz) as file:  # a crash leaves no half-written scores
         np.savez(file, **arrays)
@@ -199,8 +218,8 @@ def write_open_set_artifacts(
         npz,
         csv,
         plot_roc(far, tar, run_dir / "roc.png"),
-        plot_score_hist(scores, issame, run_dir / "scores.png"),
-        plot_angle_hist(scores, issame, run_dir / "angles.png"),
+        plot_score_hist(scores, issame, run_dir / "scores.png", normalized=cosines is not None),
+        plot_angle_hist(scores if cosines is None else cosines, issame, run_dir / "angles.png"),
     ]
     if quality is not None:
         paths.append(plot_quality(quality, run_dir / "quality.png"))

@@ -235,6 +235,12 @@ def load_impostor_scores(scores: str | os.PathLike, whitened: bool = False) -> n
     results = path.parent / "results.json"
     if results.is_file():
         eval_cfg = (json.loads(results.read_text()).get("config") or {}).get("eval") or {}
+        if eval_cfg.get("score_norm"):
+            raise ValueError(
+                f"{path} holds S-normalised scores (eval.score_norm={eval_cfg['score_norm']} in "
+                f"{results}), not cosines: a threshold on them means nothing to a gallery search; "
+                "calibrate on a run evaluated without eval.score_norm, or give threshold=<cosine>"
+            )
         if bool(eval_cfg.get("wccn")) != whitened:
             run, model = ("whitened", "raw") if not whitened else ("raw", "whitened")
             raise ValueError(

@@ -84,12 +84,16 @@ def open_set_metrics(
     fpirs: Sequence[float] = (1e-1, 1e-2),
     folds: np.ndarray | None = None,
     quality: np.ndarray | None = None,
+    cohort_stats: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[dict[str, dict[str, Any] | None], np.ndarray, np.ndarray]:
     """Return (the results.json "open_set" block, pair scores float32, pair issame bool).
 
-    Embeddings are L2-normalised here, so every score is a cosine. Pairs are `pairs` ((i, j) or
-    (i, j, issame), issame being checked against labels) or else pairs_for(labels, max_pairs,
-    seed); `folds` (a fold id per pair, a protocol's own) replaces the `n_folds` random folds of
+    Embeddings are L2-normalised here, so every score is a cosine, unless `cohort_stats` (each
+    image's (mean, std) against a cohort, score_norm.cohort_statistics) is given: then the pair
+    scores, and every verification and quality figure read from them, are S-normalised
+    (score_norm.normalize_scores); identification, retrieval and the angles stay on cosines.
+    Pairs are `pairs` ((i, j) or (i, j, issame), issame being checked against labels) or else
+    pairs_for(labels, max_pairs, seed); `folds` (a fold id per pair, a protocol's own) replaces the `n_folds` random folds of
     the k-fold accuracy. `search_factory()` must return a fresh search object; identification (gallery split
     by `seed`) and retrieval each build their own. Values are floats or None (not measurable).
     `quality` (one value per image, e.g. the embedding norm before normalising) gives the
@@ -108,7 +112,12 @@ def open_set_metrics(
         issame = labels[i] == labels[j]
         if len(pairs) == 3 and not np.array_equal(np.asarray(pairs[2], dtype=bool), issame):
             raise ValueError("pairs[2] (issame) disagrees with labels[i] == labels[j]")
-    scores = pair_scores(embeddings, i, j)
+    cosines = pair_scores(embeddings, i, j)
+    scores = cosines
+    if cohort_stats is not None:
+        from marginface.metrics.score_norm import normalize_scores
+
+        scores = normalize_scores(cosines, i, j, *cohort_stats)
     block = {
         "verification": verification_metrics(
             scores, issame, fars=fars, n_folds=n_folds, folds=folds
@@ -118,8 +127,8 @@ def open_set_metrics(
         ),
         "retrieval": retrieval_metrics(embeddings, labels, search_factory()),
         "angles": {
-            "genuine_mean_deg": _mean_angle_deg(scores[issame]),
-            "impostor_mean_deg": _mean_angle_deg(scores[~issame]),
+            "genuine_mean_deg": _mean_angle_deg(cosines[issame]),
+            "impostor_mean_deg": _mean_angle_deg(cosines[~issame]),
         },
     }
     block = _json_safe(block)

@@ -123,6 +123,17 @@ def _scores_by_rows(e: np.ndarray, i: np.ndarray, j: np.ndarray, out: np.ndarray
             out[order[lo:hi]] = values
 
 
+def unit_rows(x: np.ndarray, name: str = "embeddings") -> np.ndarray:
+    """float32 (N, D) rows of `x` at unit L2 norm; ValueError naming `name` for other shapes or zero rows."""
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (N, D), got shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise ValueError(f"{name} rows {np.flatnonzero(norms[:, 0] == 0)[:5]} have zero norm")
+    return x / norms
+
+
 def pair_scores(
     embeddings: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int | None = None
 ) -> np.ndarray:
@@ -131,13 +142,7 @@ def pair_scores(
     Rows are L2-normalised first. Many pairs (at least N^2 / 16) are read off blocks of the
     Gram matrix; few are scored `chunk` at a time (default 2**24 / D) to bound memory.
     """
-    e = np.asarray(embeddings, dtype=np.float32)
-    if e.ndim != 2:
-        raise ValueError(f"embeddings must be 2-D (N, D), got shape {e.shape}")
-    norms = np.linalg.norm(e, axis=1, keepdims=True)
-    if (norms == 0).any():
-        raise ValueError(f"embedding rows {np.flatnonzero(norms[:, 0] == 0)[:5]} have zero norm")
-    e = e / norms
+    e = unit_rows(embeddings)
     i, j = np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64)
     if i.shape != j.shape or i.ndim != 1:
         raise ValueError(f"i and j must be 1-D of one length, got {i.shape} and {j.shape}")

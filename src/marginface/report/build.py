@@ -100,7 +100,9 @@ def angle_histograms(runs: Sequence[Run]) -> dict[str, Any] | None:
     for run in runs:
         try:
             with np.load(run.path / "scores.npz") as z:
-                scores, issame = z["scores"].astype(np.float64), z["issame"].astype(bool)
+                # an S-normalised run (eval.score_norm) keeps its cosines beside its scores
+                key = "cosines" if "cosines" in z.files else "scores"
+                scores, issame = z[key].astype(np.float64), z["issame"].astype(bool)
         except (OSError, KeyError, ValueError):
             continue
         angles = np.degrees(np.arccos(np.clip(scores, -1.0, 1.0)))

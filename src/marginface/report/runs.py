@@ -172,9 +172,13 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def protocol_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The data set and protocol of a run: what must match before two runs may be averaged."""
+    """The data set and protocol of a run: what must match before two runs may be averaged.
+
+    An eval key set to null is left out, as if absent: a run from before a key existed (say
+    eval.score_norm) and one with the key at its null default share a protocol.
+    """
     data = {k: v for k, v in (config.get("data") or {}).items() if k not in _NOT_PROTOCOL}
-    ev = {k: v for k, v in (config.get("eval") or {}).items() if k != "artifacts"}
+    ev = {k: v for k, v in (config.get("eval") or {}).items() if k != "artifacts" and v is not None}
     return {"data": data, "eval": ev}
 
 

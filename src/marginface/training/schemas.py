@@ -240,6 +240,7 @@ def _check_evidence_keys(tree: dict, data: dict) -> list[str]:
             "(at most the split's training identities)"
         )
     ev = tree.get("eval") if isinstance(tree.get("eval"), dict) else {}
+    problems += score_norm_problems(ev)
     k = ev.get("distractors", 0)
     if not (isinstance(k, int) and not isinstance(k, bool) and k >= 0):
         problems.append(f"eval.distractors={k!r}: expected an integer >= 0")
@@ -260,6 +261,22 @@ def _check_evidence_keys(tree: dict, data: dict) -> list[str]:
         problems.append(
             f"eval.distractors={k}: data.dataset ({target}) cannot generate new identities; set "
             "eval.distractor_root=PATH (a folder of identity sub-folders, data/README.md)"
+        )
+    return problems
+
+
+def score_norm_problems(ev: dict) -> list[str]:
+    """What is wrong with eval.score_norm and eval.score_norm_top_k (empty when nothing is)."""
+    problems = []
+    method = ev.get("score_norm")
+    if method not in (None, "snorm"):
+        problems.append(
+            f"eval.score_norm={method!r}: expected null or 'snorm' (docs/metrics.md, Score normalisation)"
+        )
+    k = ev.get("score_norm_top_k")
+    if k is not None and not (isinstance(k, int) and not isinstance(k, bool) and k >= 2):
+        problems.append(
+            f"eval.score_norm_top_k={k!r}: expected null (the whole cohort) or an integer >= 2"
         )
     return problems
 

@@ -417,3 +417,21 @@ def test_a_null_eval_key_is_the_protocol_of_a_run_without_it():
     new = {"data": ORL, "eval": {"flip": True, "wccn": False, "score_norm": None}}
     normed = {"data": ORL, "eval": {"flip": True, "wccn": False, "score_norm": "snorm"}}
     assert protocol_of(old) == protocol_of(new) != protocol_of(normed)
+
+
+def test_runs_from_before_a_new_null_key_pair_with_runs_that_have_it(tmp_path):
+    """A softmax run without eval.score_norm pairs with ArcFace runs that have it at null."""
+    from marginface.report.aggregate import paired_table
+
+    for i, (fold, seed) in enumerate(KEYS):
+        write_run(tmp_path / f"s{i}", results("softmax", fold, seed, ORL, SOFTMAX_AUC[i], 0.9))
+        payload = results("arcface", fold, seed, ORL, ARCFACE_AUC[i], 0.9)
+        payload["config"]["eval"].update(score_norm=None, score_norm_top_k=None)
+        payload["config"]["init_from"] = None
+        write_run(tmp_path / f"a{i}", payload)
+    (group,) = collect(tmp_path).groups
+    paired = paired_table(group)
+    auc = next(p for p in paired["arcface"] if p.metric.name == "AUC")
+    assert auc.interval.n == len(KEYS)
+    expected = np.mean(np.array(ARCFACE_AUC) - np.array(SOFTMAX_AUC))
+    assert auc.interval.mean == pytest.approx(expected)

@@ -191,12 +191,16 @@ def without_n(protocol: dict[str, Any]) -> dict[str, Any]:
 
 
 def _recipe(config: dict[str, Any]) -> dict[str, Any]:
-    """Flattened config keys that make a recipe, without the protocol ones (those define the group)."""
+    """Flattened config keys that make a recipe, without the protocol ones (those define the group).
+
+    A key set to null is left out, as if absent (see protocol_of): runs from before a key existed
+    are the same recipe as runs with it at its null default.
+    """
     protocol_keys = set(flatten(protocol_of(config)["data"], "data."))
     return {
         k: v
         for k, v in flatten(config).items()
-        if not _COSMETIC.match(k) and k not in protocol_keys
+        if not _COSMETIC.match(k) and k not in protocol_keys and v is not None
     }
 
 

@@ -57,7 +57,7 @@ def test_eigenface_embeddings_go_through_the_open_set_metrics():
     labels = np.repeat(np.arange(6), 4)
     images = rng.normal(size=(6, 64))[labels] + 0.3 * rng.normal(size=(24, 64))
     model = Eigenfaces(n_components=8).fit(images[labels < 4])
-    block, _, _ = open_set_metrics(
+    block, _, _, _ = open_set_metrics(
         model.transform(images[labels >= 4]), labels[labels >= 4], FlatSearch, n_folds=2
     )
     assert 0.0 <= block["verification"]["auc"] <= 1.0

@@ -28,7 +28,7 @@ def clustered(n_ids=12, per_id=5, dim=8, noise=0.7, seed=0):
 def test_block_matches_the_contract_and_is_json_safe(brute_search):
     emb, labels = clustered()
     norms = np.linalg.norm(emb, axis=1)
-    block, scores, issame = open_set_metrics(emb, labels, brute_search, seed=0, quality=norms)
+    block, scores, issame, _ = open_set_metrics(emb, labels, brute_search, seed=0, quality=norms)
     assert {k: list(v) for k, v in block.items()} == CONTRACT
     json.dumps(block, allow_nan=False)
     for name, part in block.items():
@@ -63,17 +63,17 @@ def test_angles_by_hand(brute_search, circle):
     # identity 0 at 0 and 30 degrees, identity 1 at 90 and 150: genuine angles 30 and 60,
     # impostor angles 90, 150, 60, 120 -> means 45 and 105
     emb = circle([0, 30, 90, 150])
-    block, _, _ = open_set_metrics(emb, np.array([0, 0, 1, 1]), brute_search, n_folds=2)
+    block, _, _, _ = open_set_metrics(emb, np.array([0, 0, 1, 1]), brute_search, n_folds=2)
     assert block["angles"]["genuine_mean_deg"] == pytest.approx(45, abs=1e-4)
     assert block["angles"]["impostor_mean_deg"] == pytest.approx(105, abs=1e-4)
 
 
 def test_given_and_sampled_pairs(brute_search):
     emb, labels = clustered()
-    _, scores, issame = open_set_metrics(emb, labels, brute_search, max_pairs=500)
+    _, scores, issame, _ = open_set_metrics(emb, labels, brute_search, max_pairs=500)
     assert len(scores) == 500 and issame.sum() == 120
     i, j = np.array([0, 0, 5, 1]), np.array([1, 5, 6, 9])
-    _, scores, issame = open_set_metrics(emb, labels, brute_search, pairs=(i, j), n_folds=2)
+    _, scores, issame, _ = open_set_metrics(emb, labels, brute_search, pairs=(i, j), n_folds=2)
     assert issame.tolist() == [True, False, True, False]
     with pytest.raises(ValueError, match="disagrees"):
         open_set_metrics(emb, labels, brute_search, pairs=(i, j, ~issame), n_folds=2)

@@ -77,8 +77,11 @@ def test_open_set_metrics_score_the_normalised_pairs_and_keep_cosines_elsewhere(
     emb = rng.normal(size=(8, 6))[labels] + 0.8 * rng.normal(size=(40, 6))
     cohort = rng.normal(size=(25, 6))
     stats = cohort_statistics(emb, cohort)
-    raw_block, cosines, issame = open_set_metrics(emb, labels, brute_search)
-    block, scores, same = open_set_metrics(emb, labels, brute_search, cohort_stats=stats)
+    raw_block, cosines, issame, _ = open_set_metrics(emb, labels, brute_search)
+    block, scores, same, pair_cosines = open_set_metrics(
+        emb, labels, brute_search, cohort_stats=stats
+    )
+    np.testing.assert_array_equal(pair_cosines, cosines)  # the cosines come back beside
     i, j, expected_same = all_pairs(labels)
     np.testing.assert_array_equal(same, expected_same)
     expected = normalize_scores(pair_scores(emb, i, j), i, j, *stats)

@@ -92,8 +92,8 @@ def whiten_and_cohort(
         images, _ = dm.training_identities()
         train = extract_embeddings(backbone, images, flip=cfg.eval.flip, device=device)
     embeddings, whitening = apply_wccn(cfg, backbone, dm, embeddings, device, ckpt, train)
-    cohort = None if train is None or whitening is None else whitening(train)
-    return embeddings, whitening, train if cohort is None else cohort
+    cohort = train if train is None or whitening is None else whitening(train)
+    return embeddings, whitening, cohort
 
 
 @torch.no_grad()
@@ -230,7 +230,7 @@ def evaluate_embeddings(
     seed = int(cfg.get("seed", 0))
     cohort_stats = score_norm_statistics(ev, embeddings, cohort)
     pairs, folds = protocol_pairs(ev.get("pairs"), labels, paths, ev.get("max_pairs"), seed)
-    block, scores, issame = open_set_metrics(
+    block, scores, issame, cosines = open_set_metrics(
         embeddings,
         labels,
         search_factory(cfg.get("search")),
@@ -246,11 +246,6 @@ def evaluate_embeddings(
     if run_dir is not None and ev.get("artifacts", True):
         from marginface.evaluation.plots import write_open_set_artifacts
 
-        cosines = None
-        if cohort_stats is not None:
-            from marginface.metrics.pairs import pair_scores
-
-            cosines = pair_scores(embeddings, pairs[0], pairs[1])
         write_open_set_artifacts(
             run_dir,
             scores,
@@ -258,7 +253,7 @@ def evaluate_embeddings(
             pairs=pairs,
             norms=norms,
             quality=block["quality"],
-            cosines=cosines,
+            cosines=None if cohort_stats is None else cosines,
         )
     if distractors is not None:
         block["identification_distractors"] = evaluate_distractors(
@@ -271,11 +266,13 @@ def score_norm_statistics(
     ev: DictConfig | dict, embeddings: np.ndarray, cohort: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Each image's (mean, std) against the cohort for `eval.score_norm`; None without it."""
-    method = ev.get("score_norm")
-    if not method:
+    from marginface.training.schemas import score_norm_problems
+
+    if not ev.get("score_norm"):
         return None
-    if method != "snorm":
-        raise ValueError(f"eval.score_norm must be null or 'snorm', got {method!r}")
+    problems = score_norm_problems(dict(ev))
+    if problems:
+        raise ValueError("; ".join(problems))
     if cohort is None:
         raise ValueError(
             "eval.score_norm=snorm needs a cohort (the training identities' embeddings); this "

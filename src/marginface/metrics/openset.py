@@ -85,8 +85,9 @@ def open_set_metrics(
     folds: np.ndarray | None = None,
     quality: np.ndarray | None = None,
     cohort_stats: tuple[np.ndarray, np.ndarray] | None = None,
-) -> tuple[dict[str, dict[str, Any] | None], np.ndarray, np.ndarray]:
-    """Return (the results.json "open_set" block, pair scores float32, pair issame bool).
+) -> tuple[dict[str, dict[str, Any] | None], np.ndarray, np.ndarray, np.ndarray]:
+    """Return (the results.json "open_set" block, pair scores float32, pair issame bool, pair
+    cosines float32: the scores themselves unless they are S-normalised).
 
     Embeddings are L2-normalised here, so every score is a cosine, unless `cohort_stats` (each
     image's (mean, std) against a cohort, score_norm.cohort_statistics) is given: then the pair
@@ -133,7 +134,7 @@ def open_set_metrics(
     }
     block = _json_safe(block)
     block["quality"] = quality_block(scores, issame, i, j, quality)
-    return block, scores, issame
+    return block, scores, issame, cosines
 
 
 def quality_block(

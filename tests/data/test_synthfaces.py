@@ -99,8 +99,10 @@ def test_bad_arguments_say_what_is_wrong(kwargs, says):
         make_synthfaces(**args)
 
 
-def test_the_config_builds_a_datamodule(tmp_path: Path):
+@pytest.mark.parametrize("zoom", [None, 1.45])
+def test_the_config_builds_a_datamodule(tmp_path: Path, zoom):
     overrides = ["data=synthfaces", "data.dataset.num_identities=8"]
+    overrides += [f"data.dataset.zoom={'null' if zoom is None else zoom}"]
     overrides += ["data.dataset.images_per_identity=3", "data.image_size=[28,24]"]
     overrides += ["data.num_folds=2", "data.val_per_identity=1", "data.batch_size=4"]
     cfg = compose_config("train", overrides, tmp_path / "run")
@@ -110,7 +112,7 @@ def test_the_config_builds_a_datamodule(tmp_path: Path):
     images, labels = next(iter(module.train_dataloader()))
     assert images.dtype == torch.uint8 and images.shape == (4, 1, 28, 24)
     assert module.num_classes == 4 and labels.max() < 4
-    expected = make_synthfaces(8, 3, image_size=(28, 24))
+    expected = make_synthfaces(8, 3, image_size=(28, 24), zoom=zoom or 1.0)
     assert torch.equal(module.data.images, expected.images)
 
 
@@ -147,3 +149,32 @@ def test_identities_painted_in_different_blocks_stay_the_same():
     few = make_synthfaces(258, 1, **SMALL)
     many = make_synthfaces(300, 1, **SMALL)
     assert torch.equal(few.images, many.images[:258])
+
+
+def _widest_row(images: torch.Tensor) -> int:
+    """Pixels in the widest run of non-background columns of one gray image (background 0.45 * 255)."""
+    foreground = images[0, 0] != round(0.45 * 255)
+    return int(foreground.sum(1).max())
+
+
+def test_zoom_scales_the_face_and_none_is_the_default_framing():
+    default = make_synthfaces(2, 1, image_size=(56, 48), **OFF)
+    assert torch.equal(
+        make_synthfaces(2, 1, image_size=(56, 48), **OFF, zoom=None).images, default.images
+    )
+    assert torch.equal(
+        make_synthfaces(2, 1, image_size=(56, 48), **OFF, zoom=1.0).images, default.images
+    )
+    # the head (hair volume included) is the widest thing in the frame: its width grows with zoom
+    zoomed = make_synthfaces(2, 1, image_size=(56, 48), **OFF, zoom=1.25)
+    for k in range(2):
+        plain, big = _widest_row(default.images[k : k + 1]), _widest_row(zoomed.images[k : k + 1])
+        assert big < 48 and abs(big - 1.25 * plain) <= 2, (plain, big)
+
+
+@pytest.mark.parametrize("zoom", [0.0, -1.0, float("nan"), float("inf")])
+def test_bad_zoom_says_what_is_allowed(zoom):
+    with pytest.raises(
+        DataError, match=r"zoom must be a finite number > 0 \(1 = the default framing\)"
+    ):
+        make_synthfaces(3, 2, image_size=(28, 24), zoom=zoom)

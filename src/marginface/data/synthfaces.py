@@ -150,7 +150,11 @@ def _noise_bank(seed: int, h: int, w: int) -> torch.Tensor:
 
 
 def _per_image(
-    ident: dict[str, torch.Tensor], u: dict[str, torch.Tensor], knobs: dict[str, float], h: int
+    ident: dict[str, torch.Tensor],
+    u: dict[str, torch.Tensor],
+    knobs: dict[str, float],
+    h: int,
+    zoom: float = 1.0,
 ) -> dict[str, torch.Tensor]:
     """Every per-image number the renderer needs, computed in float64, returned float32 (B, 1, 1)."""
     rad = math.pi / 180
@@ -170,7 +174,7 @@ def _per_image(
     )  # fmt: skip
     p["A"] = p["d_x"] ** 2 + p["d_y"] ** 2 + p["d_z"] ** 2
     p["inv_A"] = 1 / p["A"]
-    scale = 1.0 + jit * 0.1 * (2 * u["scale"] - 1)
+    scale = zoom * (1.0 + jit * 0.1 * (2 * u["scale"] - 1))
     p["cos_r"], p["sin_r"] = torch.cos(roll) / scale, torch.sin(roll) / scale
     p["tx"], p["ty"] = jit * 0.07 * (2 * u["tx"] - 1), jit * 0.07 * (2 * u["ty"] - 1)
     # light direction in the camera frame, brought into head coordinates where the normal is
@@ -318,6 +322,7 @@ def _render(
     h: int,
     w: int,
     channels: int,
+    zoom: float = 1.0,
 ) -> torch.Tensor:
     """(B, C, H, W) float images in about [0, 255]: per-image parameters (B, 1, 1), maps (B, M, T*T)."""  # fmt: skip
     pix = 2.0 / h  # one pixel: the image height spans [-1, 1]
@@ -347,7 +352,9 @@ def _render(
     disc = bh * bh - p["A"] * (qx0 * qx0 + qy0 * qy0 + qz0 * qz0 - 1)
     t = (disc.clamp(min=0).sqrt_() - bh).mul_(p["inv_A"])
     x, y, z = qx0 + t * p["d_x"], qy0 + t * p["d_y"], qz0 + t * p["d_z"]
-    inv_edge = p["head_a"] / (2 * pix * p["A"])
+    inv_edge = p["head_a"] / (
+        2 * (pix / zoom) * p["A"]
+    )  # a pixel spans pix / zoom of the head's plane
     head = (disc * inv_edge).clamp_(0, 1)
     below = (-y).clamp(min=0)  # the jaw: the lower face narrows, cut-away parts show what is behind
     head = head * _edge(1 - p["jaw"] * below * below - x.abs(), 0.05)
@@ -359,7 +366,9 @@ def _render(
     big = disc + p["A"] * (p["hair_volume"].square() - 1)
     top = qy0 - bh * (p["inv_A"] * p["d_y"])
     halo = (big * inv_edge).clamp_(0, 1) * _edge(top + 0.1, 0.15)
-    neck = _edge(0.3 - ux.abs(), 2 * pix) * _edge(-uy - 0.35, 2 * pix)  # (B, 1, W) x (B, H, 1)
+    neck = _edge(0.3 * zoom - ux.abs(), 2 * pix) * _edge(
+        -uy - 0.35 * zoom, 2 * pix
+    )  # (B,1,W) x (B,H,1)
     image = p["bg"] + p["bg_x"] * gx + p["bg_y"] * gy
     image = image + (0.65 * p["skin"] - image) * neck
     image = image + (0.5 * p["hair_shade"] - image) * halo
@@ -444,6 +453,7 @@ def make_synthfaces(
     blur: float = 1.0,
     noise: float = 0.03,
     background: float = 1.0,
+    zoom: float | None = 1.0,
     chunk: int = 128,
 ) -> FaceSet:
     """A FaceSet of parametric face-like identities, `images_per_identity` nuisance draws of each.
@@ -452,6 +462,10 @@ def make_synthfaces(
     roll are maxima in degrees; light, expression, jitter (scale +-10 %, shift +-7 %) and background
     are strengths in [0, 1]; glasses and occlusion are probabilities per image; blur is the largest
     Gaussian sigma in pixels at 56 px height; noise is the sensor noise std (intensity in [0, 1]).
+    `zoom` (> 0) is the framing, not a nuisance: the face's size in the frame as a factor on the
+    default framing (1: the head about 60 % of the width, hair, neck and background around it; about
+    1.45 fills the frame from hairline to chin as ORL's crops do, docs/recipe.md); None is 1, so that
+    a config can leave it null and runs from before the knob existed share its protocol.
     `chunk` images are rendered at a time (memory); it changes no byte of the result.
     """
     knobs = dict(
@@ -459,8 +473,15 @@ def make_synthfaces(
         occlusion=occlusion, jitter=jitter, blur=blur, noise=noise, background=background,
     )  # fmt: skip
     _check(num_identities, images_per_identity, image_size, channels, family_size, chunk, knobs)
+    zoom = 1.0 if zoom is None else zoom
+    if not (zoom > 0 and math.isfinite(zoom)):
+        raise DataError(
+            f"synthfaces zoom must be a finite number > 0 (1 = the default framing), got {zoom}"
+        )
     h, w = int(image_size[0]), int(image_size[1])
-    size = max(16, round(0.7 * h))  # texture resolution: a little under the face height in pixels
+    size = max(
+        16, round(0.7 * h * zoom)
+    )  # texture resolution: a little under the face height in pixels
     bank = _noise_bank(seed, h, w)
     labels = torch.arange(num_identities).repeat_interleave(images_per_identity)
     rank = torch.arange(images_per_identity).repeat(num_identities)
@@ -479,9 +500,9 @@ def make_synthfaces(
             draws = _uniform(_key(seed, 6, k, r), len(_NUISANCE))
             u = {name: draws[:, j] for j, name in enumerate(_NUISANCE)}
             local = k - first
-            p = _per_image({n: v[local] for n, v in ident.items()}, u, knobs, h)
+            p = _per_image({n: v[local] for n, v in ident.items()}, u, knobs, h, zoom)
             sensor = bank.index_select(0, (u["noise_a"] * _BANK).long()).view(-1, 1, h, w)
-            image = _render(p, maps.index_select(0, local), size, sensor, h, w, channels)
+            image = _render(p, maps.index_select(0, local), size, sensor, h, w, channels, zoom)
             out[start : start + len(k)] = image.clamp_(0, 255).round_().to(torch.uint8)
     return FaceSet(out, labels, [f"face{k:05d}" for k in range(num_identities)])
 
@@ -512,13 +533,15 @@ def _check(
             )
 
 
-def sample_sheet(path: str, identities: int = 8, images: int = 8, family_size: int = 4) -> None:
+def sample_sheet(
+    path: str, identities: int = 8, images: int = 8, family_size: int = 4, zoom: float = 1.0
+) -> None:
     """A PNG of `identities` rows (each `family_size` rows a family of look-alikes) x `images` columns, default knobs."""
     import numpy as np
     from PIL import Image
 
     h, w = 84, 72
-    faces = make_synthfaces(identities, images, (h, w), seed=0, family_size=family_size)
+    faces = make_synthfaces(identities, images, (h, w), seed=0, family_size=family_size, zoom=zoom)
     grid = faces.images[:, 0].view(identities, images, h, w).numpy()
     sheet = np.concatenate([np.concatenate(list(row), axis=1) for row in grid], axis=0)
     Image.fromarray(sheet).save(path, optimize=True)
@@ -527,8 +550,11 @@ def sample_sheet(path: str, identities: int = 8, images: int = 8, family_size: i
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sheet", required=True, help="where to write the sample sheet (PNG)")
+    parser.add_argument("--zoom", type=float, default=1.0, help="framing (data/README.md)")
+    parser.add_argument("--identities", type=int, default=8, help="rows")
+    parser.add_argument("--family-size", type=int, default=4, help="rows per family of look-alikes")
     args = parser.parse_args()
-    sample_sheet(args.sheet)
+    sample_sheet(args.sheet, args.identities, family_size=args.family_size, zoom=args.zoom)
 
 
 if __name__ == "__main__":

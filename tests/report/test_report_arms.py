@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from marginface.report.arms import arms_markdown, compare_arms
+from marginface.report.arms import arms_figure, arms_markdown, compare_arms
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = [(fold, seed) for fold in range(4) for seed in range(3)]
@@ -153,3 +153,41 @@ def test_the_script_prints_the_tables(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "no such folder" in bad.stderr
+
+
+def test_the_forest_plot_draws_the_paired_intervals(tmp_path):
+    scratch = write_arm(tmp_path / "scratch", SCRATCH)
+    tuned = write_arm(tmp_path / "tuned", TUNED)
+    noise = write_arm(tmp_path / "noise", NOISE)
+    single = write_arm(tmp_path / "single", {(0, 0): 0.05})  # one pair: no interval, not drawn
+    _, arms = compare_arms(scratch, [tuned, noise, single])
+    path = tmp_path / "fig" / "arms.png"
+    drawn = arms_figure(scratch, arms, path, labels=["pretrained", "noise", "one"])
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = drawn["EER"]
+    assert [r[0] for r in rows] == ["pretrained", "noise"]
+    for (_label, mean, lo, hi, pairs), values in zip(rows, (TUNED, NOISE), strict=True):
+        assert (mean, lo, hi) == pytest.approx(scipy_interval(values, SCRATCH), abs=1e-12)
+        assert pairs == 12
+    with pytest.raises(ValueError, match="2 labels for 3 arms"):
+        arms_figure(scratch, arms, path, labels=["a", "b"])
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['EEER'\]"):
+        arms_figure(scratch, arms, path, metrics=["EEER"])
+
+
+def test_the_script_draws_the_plot_and_checks_its_labels(tmp_path):
+    scratch = write_arm(tmp_path / "scratch", SCRATCH)
+    tuned = write_arm(tmp_path / "tuned", TUNED)
+    script = [sys.executable, str(ROOT / "scripts" / "compare_runs.py"), str(scratch), str(tuned)]
+    plot = tmp_path / "arms.png"
+    out = subprocess.run(
+        [*script, "--plot", str(plot), "--plot-metrics", "EER", "rank-1", "--labels", "tuned"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert plot.exists() and f"plot: {plot}" in out.stdout
+    bad = subprocess.run(
+        [*script, "--plot", str(plot), "--labels", "a", "b"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2 and "2 --labels for 1 arms" in bad.stderr

@@ -110,6 +110,78 @@ def fmt_difference(d: Interval, digits: int) -> str:
     return f"{fmt_value(d.mean, digits, True)} [{lo}, {hi}]"
 
 
+def verdict(row: ArmRow) -> str:
+    """'arm better' / 'arm worse' when the paired interval excludes zero, else 'not shown' (or
+    'fewer than 2 pairs')."""
+    d = row.difference
+    if d.n < 2:
+        return "fewer than 2 pairs"
+    if not d.excludes_zero():
+        return "not shown"
+    return "arm better" if (d.mean > 0) == row.metric.higher_is_better else "arm worse"
+
+
+def arms_figure(
+    reference: str | Path,
+    arms: Sequence[Arm],
+    path: str | Path,
+    metrics: Sequence[str] = ("EER",),
+    labels: Sequence[str] | None = None,
+) -> dict[str, list[tuple[str, float, float, float, int]]]:
+    """A forest plot: one panel per metric, one row per arm, the paired difference (arm minus
+    reference) as a dot with its 95% interval as a bar, a line at zero; green where the interval
+    shows the arm better, red where it shows it worse, gray where it includes zero; in percent
+    points (the compared figures are rates), each row labelled with the arm's mean. Returns what
+    it drew: per metric, (label, mean, lo, hi, pairs) of the difference for every arm with an
+    interval (arms with fewer than 2 pairs are left out and named in the panel's title)."""
+    from matplotlib.figure import Figure
+
+    labels = list(labels) if labels is not None else [a.path.name for a in arms]
+    if len(labels) != len(arms):
+        raise ValueError(f"{len(labels)} labels for {len(arms)} arms: give one label per arm")
+    known = {row.metric.name for arm in arms for row in arm.rows}
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise ValueError(f"unknown metric(s) {unknown}; compared here: {sorted(known)}")
+    colour = {"arm better": "tab:green", "arm worse": "tab:red", "not shown": "tab:gray"}
+    fig = Figure(figsize=(4.2 * len(metrics) + 1.5, 0.45 * len(arms) + 1.4))
+    drawn: dict[str, list[tuple[str, float, float, float, int]]] = {}
+    for i, name in enumerate(metrics):
+        ax = fig.add_subplot(1, len(metrics), i + 1)
+        rows = [
+            (label, next(r for r in a.rows if r.metric.name == name))
+            for label, a in zip(labels, arms, strict=True)
+        ]
+        shown = [(label, row) for label, row in rows if row.difference.n >= 2]
+        drawn[name] = []
+        for y, (label, row) in enumerate(reversed(shown)):
+            d = row.difference
+            mean, lo, hi = 100 * d.mean, 100 * d.lo, 100 * d.hi  # rates, in percent points
+            ax.plot([lo, hi], [y, y], color=colour[verdict(row)], linewidth=2.5)
+            ax.plot([mean], [y], "o", color=colour[verdict(row)])
+            drawn[name].append((label, d.mean, d.lo, d.hi, row.pairs))
+        drawn[name].reverse()
+        ax.axvline(0.0, color="black", linewidth=0.8)
+        ax.set_yticks(range(len(shown)))
+        # each row labelled with the arm's mean; the title with the reference's
+        ticks = [f"{label} ({100 * row.arm.mean:.1f}%)" for label, row in reversed(shown)]
+        ax.set_yticklabels(ticks, fontsize=8)
+        ax.set_xlabel(f"{name}: arm minus reference (points)")
+        missing = [label for label, row in rows if row.difference.n < 2]
+        ref_mean = rows[0][1].reference.mean
+        title = f"paired 95% CI; reference {Path(reference).name}"
+        title += f" ({100 * ref_mean:.1f}%)" if ref_mean is not None else ""
+        ax.set_title(
+            title + (f"\n(no interval: {', '.join(missing)})" if missing else ""), fontsize=8
+        )
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return drawn
+
+
 def arms_markdown(reference: str | Path, arms: Sequence[Arm]) -> str:
     """A table per arm: metric, reference mean, arm mean, paired difference, verdict."""
     lines = []
@@ -118,13 +190,6 @@ def arms_markdown(reference: str | Path, arms: Sequence[Arm]) -> str:
         table = []
         for row in arm.rows:
             d = row.difference
-            if d.n < 2:
-                verdict = "fewer than 2 pairs"
-            elif not d.excludes_zero():
-                verdict = "not shown"
-            else:
-                better = (d.mean > 0) == row.metric.higher_is_better
-                verdict = "arm better" if better else "arm worse"
             digits = row.metric.digits
             table.append(
                 [
@@ -133,7 +198,7 @@ def arms_markdown(reference: str | Path, arms: Sequence[Arm]) -> str:
                     fmt_interval(row.arm, digits),
                     fmt_difference(d, max(digits, 3)),
                     str(row.pairs),
-                    verdict,
+                    verdict(row),
                 ]
             )
         header = ["metric", "reference", "arm", "arm - reference (95%)", "pairs", "verdict"]

@@ -131,9 +131,10 @@ def arms_figure(
     """A forest plot: one panel per metric, one row per arm, the paired difference (arm minus
     reference) as a dot with its 95% interval as a bar, a line at zero; green where the interval
     shows the arm better, red where it shows it worse, gray where it includes zero; in percent
-    points (the compared figures are rates), each row labelled with the arm's mean. Returns what
-    it drew: per metric, (label, mean, lo, hi, pairs) of the difference for every arm with an
-    interval (arms with fewer than 2 pairs are left out and named in the panel's title)."""
+    points (the compared figures are rates), each row labelled with the arm's mean (its name in the
+    first panel). Returns what it drew: per metric, (label, mean, lo, hi, pairs) of the difference
+    for every arm with an interval (arms with fewer than 2 pairs are left out and named in the
+    panel's title)."""
     from matplotlib.figure import Figure
 
     labels = list(labels) if labels is not None else [a.path.name for a in arms]
@@ -144,7 +145,7 @@ def arms_figure(
     if unknown:
         raise ValueError(f"unknown metric(s) {unknown}; compared here: {sorted(known)}")
     colour = {"arm better": "tab:green", "arm worse": "tab:red", "not shown": "tab:gray"}
-    fig = Figure(figsize=(4.2 * len(metrics) + 1.5, 0.45 * len(arms) + 1.4))
+    fig = Figure(figsize=(3.6 * len(metrics) + 2.4, 0.45 * len(arms) + 1.4))
     drawn: dict[str, list[tuple[str, float, float, float, int]]] = {}
     for i, name in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
@@ -163,10 +164,14 @@ def arms_figure(
         drawn[name].reverse()
         ax.axvline(0.0, color="black", linewidth=0.8)
         ax.set_yticks(range(len(shown)))
-        # each row labelled with the arm's mean; the title with the reference's
-        ticks = [f"{label} ({100 * row.arm.mean:.1f}%)" for label, row in reversed(shown)]
+        # each row labelled with the arm's mean (the arm's name in the first panel only); the
+        # title with the reference's
+        ticks = [
+            f"{label + ' ' if i == 0 else ''}({100 * row.arm.mean:.1f}%)"
+            for label, row in reversed(shown)
+        ]
         ax.set_yticklabels(ticks, fontsize=8)
-        ax.set_xlabel(f"{name}: arm minus reference (points)")
+        ax.set_xlabel(f"{name}, arm minus reference (points)", fontsize=9)
         missing = [label for label, row in rows if row.difference.n < 2]
         ref_mean = rows[0][1].reference.mean
         title = f"paired 95% CI; reference {Path(reference).name}"

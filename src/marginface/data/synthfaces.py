@@ -352,9 +352,8 @@ def _render(
     disc = bh * bh - p["A"] * (qx0 * qx0 + qy0 * qy0 + qz0 * qz0 - 1)
     t = (disc.clamp(min=0).sqrt_() - bh).mul_(p["inv_A"])
     x, y, z = qx0 + t * p["d_x"], qy0 + t * p["d_y"], qz0 + t * p["d_z"]
-    inv_edge = p["head_a"] / (
-        2 * (pix / zoom) * p["A"]
-    )  # a pixel spans pix / zoom of the head's plane
+    # one pixel spans pix / zoom of the head's plane
+    inv_edge = p["head_a"] / (2 * (pix / zoom) * p["A"])
     head = (disc * inv_edge).clamp_(0, 1)
     below = (-y).clamp(min=0)  # the jaw: the lower face narrows, cut-away parts show what is behind
     head = head * _edge(1 - p["jaw"] * below * below - x.abs(), 0.05)
@@ -366,9 +365,8 @@ def _render(
     big = disc + p["A"] * (p["hair_volume"].square() - 1)
     top = qy0 - bh * (p["inv_A"] * p["d_y"])
     halo = (big * inv_edge).clamp_(0, 1) * _edge(top + 0.1, 0.15)
-    neck = _edge(0.3 * zoom - ux.abs(), 2 * pix) * _edge(
-        -uy - 0.35 * zoom, 2 * pix
-    )  # (B,1,W) x (B,H,1)
+    # (B, 1, W) x (B, H, 1); its width and top follow the zoom
+    neck = _edge(0.3 * zoom - ux.abs(), 2 * pix) * _edge(-uy - 0.35 * zoom, 2 * pix)
     image = p["bg"] + p["bg_x"] * gx + p["bg_y"] * gy
     image = image + (0.65 * p["skin"] - image) * neck
     image = image + (0.5 * p["hair_shade"] - image) * halo
@@ -463,9 +461,10 @@ def make_synthfaces(
     are strengths in [0, 1]; glasses and occlusion are probabilities per image; blur is the largest
     Gaussian sigma in pixels at 56 px height; noise is the sensor noise std (intensity in [0, 1]).
     `zoom` (> 0) is the framing, not a nuisance: the face's size in the frame as a factor on the
-    default framing (1: the head about 60 % of the width, hair, neck and background around it; about
-    1.45 fills the frame from hairline to chin as ORL's crops do, docs/recipe.md); None is 1, so that
-    a config can leave it null and runs from before the knob existed share its protocol.
+    default framing (1: the head with its hair 60-75 % of the width, neck and background around
+    it; about 1.45 fills the frame from hairline to chin as ORL's crops do, docs/recipe.md); None
+    is 1, so that a config can leave it null and runs from before the knob existed share its
+    protocol.
     `chunk` images are rendered at a time (memory); it changes no byte of the result.
     """
     knobs = dict(
@@ -479,9 +478,8 @@ def make_synthfaces(
             f"synthfaces zoom must be a finite number > 0 (1 = the default framing), got {zoom}"
         )
     h, w = int(image_size[0]), int(image_size[1])
-    size = max(
-        16, round(0.7 * h * zoom)
-    )  # texture resolution: a little under the face height in pixels
+    # texture resolution: a little under the face height in pixels
+    size = max(16, round(0.7 * h * zoom))
     bank = _noise_bank(seed, h, w)
     labels = torch.arange(num_identities).repeat_interleave(images_per_identity)
     rank = torch.arange(images_per_identity).repeat(num_identities)

@@ -461,7 +461,7 @@ def make_synthfaces(
     are strengths in [0, 1]; glasses and occlusion are probabilities per image; blur is the largest
     Gaussian sigma in pixels at 56 px height; noise is the sensor noise std (intensity in [0, 1]).
     `zoom` (> 0) is the framing, not a nuisance: the face's size in the frame as a factor on the
-    default framing (1: the head with its hair 60-75 % of the width, neck and background around
+    default framing (1: the head with its hair 71-75 % of the width, neck and background around
     it; about 1.45 fills the frame from hairline to chin as ORL's crops do, docs/recipe.md); None
     is 1, so that a config can leave it null and runs from before the knob existed share its
     protocol.
